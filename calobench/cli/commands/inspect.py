@@ -1,0 +1,45 @@
+"""`calobench inspect FILE`: what a shower file holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ...inspection import summarize
+from ...showerfile import ShowerFileReader
+from ..console import console, table
+
+NAME = "inspect"
+HELP = "show what a shower file holds (geometry, events, energies, sparsity, negative cells, provenance)"
+ORDER = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="HDF5 shower file (CaloChallenge layout or calobench extras)")
+    parser.add_argument("--dataset", help="registered dataset the file belongs to (default: declared or inferred)")
+    parser.add_argument("--chunk-size", type=int, default=1000, help="events read at a time (default 1000)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    reader = ShowerFileReader(args.file, args.dataset)
+    info = {"file": str(reader.path), "dataset": reader.dataset,
+            "geometry_source": reader.geometry_source, "layout": reader.layout,
+            "format_version": reader.format_version or "(plain CaloChallenge file)",
+            "particle": reader.particle}
+    info.update(summarize(reader.showerset(), max(1, args.chunk_size)))
+    info["provenance"] = reader.provenance
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    rows = []
+    for key, value in info.items():
+        if key == "provenance":
+            continue
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        rows.append([key, value])
+    for key, value in reader.provenance.items():
+        rows.append([f"provenance.{key}", value if not isinstance(value, (dict, list)) else json.dumps(value)])
+    console.print(table(f"{reader.path.name}", ["field", "value"], rows))
+    return 0

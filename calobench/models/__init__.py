@@ -1,0 +1,1 @@
+"""Generative models: the Generator plugin base, the registry and the built-in models."""

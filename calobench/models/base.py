@@ -1,0 +1,168 @@
+"""The Generator plugin interface every model implements.
+
+A model is trained on a ShowerSet with ``fit`` and produces showers for given incident
+energies and conditions with ``sample``. Saved models are a folder holding
+``config.json`` and ``weights.safetensors`` (no pickle: loading cannot execute code).
+Training checkpoints for ``--resume`` are torch state dicts loaded with
+``weights_only=True`` (see ``save_checkpoint`` / ``load_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..datasets import Dataset, get_dataset
+from ..errors import CalobenchError
+from ..showerset import ShowerSet
+
+FAMILIES = ("gan", "vae", "flow", "diffusion", "autoregressive", "parametric")
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class Generator(ABC):
+    """Base class of every model plugin.
+
+    Class attributes a plugin sets:
+      name: registry name, e.g. ``"dcgan"``.
+      family: one of FAMILIES.
+      seed_document: the seed it comes from (``"001"``) or ``""``.
+      datasets: names of the datasets it supports.
+      presets: preset name -> config dict; ``tiny`` (tests, seconds), ``quick`` (minutes on a
+        laptop CPU) and ``full`` (GPU) at least.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    seed_document: ClassVar[str] = ""
+    datasets: ClassVar[tuple[str, ...]] = ()
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    description: ClassVar[str] = ""
+
+    def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
+                 **overrides: Any) -> None:
+        if dataset not in self.datasets:
+            raise CalobenchError(
+                f"model {self.name} does not support dataset {dataset!r}; it supports: {', '.join(self.datasets)}")
+        if preset not in self.presets:
+            raise CalobenchError(
+                f"model {self.name}: unknown preset {preset!r}; valid presets: {', '.join(self.presets)}")
+        self.dataset: Dataset = get_dataset(dataset)
+        self.preset = preset
+        self.seed = int(seed)
+        self.device = device
+        self.config: dict[str, Any] = {**self.presets[preset], **overrides}
+
+    # ---- the plugin contract ---------------------------------------------------------
+    @abstractmethod
+    def fit(self, train: ShowerSet, valid: ShowerSet | None = None, *, epochs: int | None = None,
+            checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict:
+        """Train on ``train`` (monitor on ``valid``). Returns a JSON-able training history.
+
+        epochs: overrides the preset's number of epochs. checkpoint_dir: where to write
+        periodic checkpoints; with resume=True training continues from the one found there
+        and ends with the same weights as an uninterrupted run with the same seed.
+        """
+
+    @abstractmethod
+    def sample(self, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None,
+               batch_size: int = 10000) -> ShowerSet:
+        """Generate one shower per incident energy (MeV, shape (N,)) with the given conditions."""
+
+    @abstractmethod
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Everything learned, as named float arrays (written to weights.safetensors)."""
+
+    @abstractmethod
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what ``state_arrays`` returned."""
+
+    def parameter_count(self) -> int:
+        """Number of trained parameters used for generation."""
+        return int(sum(np.asarray(a).size for a in self.state_arrays().values()))
+
+    def to(self, device: str) -> "Generator":
+        """Move the model to a device (no-op for numpy models)."""
+        self.device = device
+        return self
+
+    # ---- persistence -----------------------------------------------------------------
+    def describe(self) -> dict:
+        return {"model": self.name, "family": self.family, "dataset": self.dataset.name,
+                "preset": self.preset, "seed": self.seed, "config": self.config}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write config.json and weights.safetensors into ``directory`` (atomically per file)."""
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.ascontiguousarray(v) for k, v in self.state_arrays().items()}
+        tmp = directory / f".{WEIGHTS_FILE}.partial-{os.getpid()}"
+        save_file(arrays, str(tmp))
+        os.replace(tmp, directory / WEIGHTS_FILE)
+        write_json_atomic(directory / CONFIG_FILE, self.describe())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> "Generator":
+        """Rebuild a saved model. Reads only JSON and safetensors: no code is executed."""
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise CalobenchError(f"{config_path}: no such file (not a saved calobench model)")
+        try:
+            info = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CalobenchError(f"{config_path}: not valid JSON ({exc})") from None
+        if info.get("model") != cls.name:
+            raise CalobenchError(f"{config_path}: key 'model': expected {cls.name}, found {info.get('model')}")
+        model = cls(info["dataset"], info["preset"], info.get("seed", 0), device, **info.get("config", {}))
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise CalobenchError(f"{weights}: no such file")
+        model.load_state_arrays(load_file(str(weights)))
+        return model
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def save_checkpoint(directory: str | Path, state: dict) -> Path:
+    """Write a training checkpoint (tensors, numbers, strings, lists, dicts only) atomically."""
+    import torch
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CHECKPOINT_FILE
+    tmp = directory / f".{CHECKPOINT_FILE}.partial-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(directory: str | Path) -> dict | None:
+    """Read the checkpoint in ``directory`` with ``weights_only=True`` (never unpickles objects)."""
+    import torch
+
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError for anything but plain data
+        raise CalobenchError(f"{path}: not a safe calobench checkpoint ({type(exc).__name__})") from None

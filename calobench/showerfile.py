@@ -1,0 +1,388 @@
+"""Reading and writing shower files: the CaloChallenge HDF5 layout plus optional extras.
+
+Layout (all energies in MeV, lengths in mm):
+- ``incident_energies`` (N, 1): the CaloChallenge key, read and written unchanged.
+- ``showers`` (N, cells): dense voxel showers, the CaloChallenge key.
+- or, for sparse voxel storage, ``voxel_index`` (M,) int32 + ``voxel_energy`` (M,) float32
+  + ``offsets`` (N + 1,) int64.
+- or, for point clouds, ``cells`` (M, 4) float32 rows (x, y, z, E) + ``offsets`` (N + 1,) int64.
+- optional ``conditions`` (N, k) float64 with attribute ``names`` (k strings).
+- optional root attributes: ``calobench_format_version``, ``geometry``, ``dataset``,
+  ``particle``, ``provenance`` (a JSON string).
+Writes go to a temporary file in the same folder that is renamed into place on success.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import CalobenchError
+from .geometry import Geometry, get_geometry, geometry_names
+from .showerset import CellList, ShowerSet
+
+FORMAT_VERSION = "1.0"
+ENERGY_KEY = "incident_energies"
+DENSE_KEY = "showers"
+CONDITIONS_KEY = "conditions"
+
+
+def _voxel_count_index() -> dict[int, list[str]]:
+    index: dict[int, list[str]] = {}
+    for name in geometry_names():
+        geometry = get_geometry(name)
+        if geometry.is_voxel:
+            index.setdefault(geometry.n_cells, []).append(name)
+    return index
+
+
+def _attr_str(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+class ShowerFileReader:
+    """An opened, validated shower file. Metadata is read at once; showers on demand.
+
+    dataset: a registered dataset name to check the file against (its geometry);
+    without it the geometry is the one the file declares, else inferred from the cell count.
+    """
+
+    def __init__(self, path: str | Path, dataset: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise CalobenchError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise CalobenchError(f"{self.path}: is a folder, expected an HDF5 file")
+        try:
+            handle = h5py.File(self.path, "r")
+        except OSError as exc:
+            reason = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
+            raise CalobenchError(f"{self.path}: not a readable HDF5 file ({reason.strip()})") from None
+        with handle as f:
+            self._read_metadata(f, dataset)
+
+    # ---- metadata and validation ---------------------------------------------------
+    def _fail(self, key: str, problem: str) -> CalobenchError:
+        return CalobenchError(f"{self.path}: key '{key}': {problem}")
+
+    def _dataset(self, f: h5py.File, key: str) -> h5py.Dataset:
+        if key not in f:
+            raise self._fail(key, f"missing (file holds: {', '.join(sorted(f.keys())) or 'nothing'})")
+        node = f[key]
+        if not isinstance(node, h5py.Dataset):
+            raise self._fail(key, "expected a dataset, found a group")
+        if node.dtype.kind not in "fiu":
+            raise self._fail(key, f"expected a numeric dtype, found {node.dtype}")
+        return node
+
+    def _read_metadata(self, f: h5py.File, dataset: str | None) -> None:
+        from .datasets import get_dataset
+
+        attrs = {k: _attr_str(v) for k, v in f.attrs.items()}
+        self.attrs = attrs
+        self.format_version = attrs.get("calobench_format_version", "")
+        self.particle = attrs.get("particle", "")
+        try:
+            self.provenance = json.loads(attrs["provenance"]) if "provenance" in attrs else {}
+        except json.JSONDecodeError:
+            raise self._fail("provenance", "root attribute is not valid JSON") from None
+
+        energies = self._dataset(f, ENERGY_KEY)
+        if not (energies.ndim == 1 or (energies.ndim == 2 and energies.shape[1] == 1)):
+            raise self._fail(ENERGY_KEY, f"expected shape (N, 1), found {energies.shape}")
+        try:
+            values = energies[()].reshape(-1)
+        except OSError as exc:
+            raise self._fail(ENERGY_KEY, f"unreadable data, file truncated or corrupt ({exc})") from None
+        n = len(values)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise self._fail(ENERGY_KEY, f"expected finite values, found {values[bad[0]]} at event {bad[0]}")
+        bad = np.flatnonzero(values <= 0)
+        if len(bad):
+            raise self._fail(ENERGY_KEY, f"expected positive energies in MeV, found {values[bad[0]]} at event {bad[0]}")
+        self.energies = values
+        self.n_events = n
+
+        # the layout
+        if DENSE_KEY in f:
+            self.layout = "dense"
+        elif "voxel_index" in f:
+            self.layout = "sparse"
+        elif "cells" in f:
+            self.layout = "pointcloud"
+        else:
+            raise self._fail(DENSE_KEY, f"missing (file holds: {', '.join(sorted(f.keys()))})")
+
+        # the geometry: asked for, declared, or inferred
+        declared = attrs.get("geometry", "")
+        if dataset is not None:
+            self.dataset = get_dataset(dataset).name
+            geometry = get_dataset(dataset).geometry
+            if declared and declared != geometry.name:
+                raise CalobenchError(
+                    f"{self.path}: attribute 'geometry': expected {geometry.name} for dataset {dataset}, "
+                    f"found {declared}")
+            self.geometry_source = "given"
+        elif declared:
+            try:
+                geometry = get_geometry(declared)
+            except CalobenchError:
+                raise CalobenchError(
+                    f"{self.path}: attribute 'geometry': unknown geometry {declared!r}; valid: "
+                    f"{', '.join(geometry_names())}") from None
+            self.dataset = attrs.get("dataset", declared)
+            self.geometry_source = "declared"
+        else:
+            geometry = self._infer_geometry(f)
+            self.dataset = geometry.name
+            self.geometry_source = "inferred"
+        self.geometry: Geometry = geometry
+
+        if self.layout == "pointcloud" and geometry.is_voxel:
+            raise self._fail("cells", f"point-cloud layout given for voxel geometry {geometry.name}")
+        if self.layout != "pointcloud" and not geometry.is_voxel:
+            raise self._fail("cells", f"missing: geometry {geometry.name} is a point cloud")
+
+        if self.layout == "dense":
+            showers = self._dataset(f, DENSE_KEY)
+            if showers.ndim != 2 or showers.shape[1] != geometry.n_cells:
+                raise self._fail(DENSE_KEY, f"expected shape (N, {geometry.n_cells}) for {geometry.name}, "
+                                            f"found {showers.shape}")
+            if showers.shape[0] != n:
+                raise self._fail(DENSE_KEY, f"expected {n} events (as in '{ENERGY_KEY}'), found {showers.shape[0]}")
+        else:
+            value_key = "voxel_energy" if self.layout == "sparse" else "cells"
+            offsets = self._dataset(f, "offsets")
+            if offsets.shape != (n + 1,):
+                raise self._fail("offsets", f"expected shape ({n + 1},) for {n} events, found {offsets.shape}")
+            self.offsets = offsets[()].astype(np.int64)
+            values = self._dataset(f, value_key)
+            if self.layout == "pointcloud" and (values.ndim != 2 or values.shape[1] != 4):
+                raise self._fail("cells", f"expected shape (M, 4) rows x, y, z, E, found {values.shape}")
+            if self.layout == "sparse":
+                index = self._dataset(f, "voxel_index")
+                if index.shape != values.shape:
+                    raise self._fail("voxel_index", f"expected shape {values.shape} like 'voxel_energy', "
+                                                    f"found {index.shape}")
+            if self.offsets[0] != 0 or self.offsets[-1] != values.shape[0] or np.any(np.diff(self.offsets) < 0):
+                raise self._fail("offsets", f"expected non-decreasing offsets from 0 to {values.shape[0]}")
+
+        self.condition_names: list[str] = []
+        self.conditions: dict[str, np.ndarray] = {}
+        if CONDITIONS_KEY in f:
+            node = self._dataset(f, CONDITIONS_KEY)
+            names = [_attr_str(x) for x in np.atleast_1d(node.attrs.get("names", []))]
+            if node.ndim != 2 or node.shape[0] != n:
+                raise self._fail(CONDITIONS_KEY, f"expected shape ({n}, k), found {node.shape}")
+            if len(names) != node.shape[1]:
+                raise self._fail(CONDITIONS_KEY, f"attribute 'names' lists {len(names)} names for "
+                                                 f"{node.shape[1]} columns")
+            matrix = node[()]
+            if not np.all(np.isfinite(matrix)):
+                raise self._fail(CONDITIONS_KEY, "expected finite values, found NaN or inf")
+            self.condition_names = names
+            self.conditions = {name: matrix[:, i] for i, name in enumerate(names)}
+
+    def _infer_geometry(self, f: h5py.File) -> Geometry:
+        if self.layout == "pointcloud":
+            raise self._fail("cells", "point-cloud file declares no geometry: pass a dataset name")
+        if self.layout == "dense":
+            shape = f[DENSE_KEY].shape
+            n_cells = shape[1] if len(shape) == 2 else -1
+        else:
+            raise CalobenchError(f"{self.path}: attribute 'geometry': sparse file declares no geometry; "
+                                 f"pass a dataset name")
+        candidates = _voxel_count_index().get(n_cells, [])
+        if len(candidates) == 1:
+            return get_geometry(candidates[0])
+        if not candidates:
+            known = ", ".join(f"{k} ({'/'.join(v)})" for k, v in sorted(_voxel_count_index().items()))
+            raise self._fail(DENSE_KEY, f"{n_cells} cells per shower match no geometry; known: {known}")
+        raise self._fail(DENSE_KEY, f"{n_cells} cells per shower fit {' and '.join(candidates)}: "
+                                    f"pass the dataset name to choose")
+
+    # ---- data ----------------------------------------------------------------------
+    def read_showers(self, start: int, stop: int) -> np.ndarray | CellList:
+        """Showers of events start..stop-1: (n, cells) float32 or a CellList. Checks values are finite."""
+        try:
+            with h5py.File(self.path, "r") as f:
+                if self.layout == "dense":
+                    out = np.asarray(f[DENSE_KEY][start:stop], dtype=np.float32)
+                    key = DENSE_KEY
+                else:
+                    lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+                    offsets = self.offsets[start:stop + 1] - lo
+                    if self.layout == "sparse":
+                        key = "voxel_energy"
+                        index = f["voxel_index"][lo:hi].astype(np.int64)
+                        energy = np.asarray(f["voxel_energy"][lo:hi], dtype=np.float32)
+                        if len(index) and (index.min() < 0 or index.max() >= self.geometry.n_cells):
+                            raise self._fail("voxel_index", f"expected cell numbers in 0..{self.geometry.n_cells - 1}")
+                        out = np.zeros((stop - start, self.geometry.n_cells), dtype=np.float32)
+                        rows = np.repeat(np.arange(stop - start), np.diff(offsets))
+                        out[rows, index] = energy
+                    else:
+                        key = "cells"
+                        out = CellList(np.asarray(f["cells"][lo:hi], dtype=np.float32), offsets)
+        except OSError as exc:
+            raise CalobenchError(f"{self.path}: events {start}-{stop}: unreadable data, file truncated "
+                                 f"or corrupt ({exc})") from None
+        values = out if isinstance(out, np.ndarray) else out.cells
+        if not np.all(np.isfinite(values)):
+            bad = np.argwhere(~np.isfinite(values))[0]
+            where = f"event {start + bad[0]}" if isinstance(out, np.ndarray) else f"row {int(self.offsets[start]) + bad[0]}"
+            raise self._fail(key, f"expected finite values, found {values[tuple(bad)]} at {where}")
+        return out
+
+    def showerset(self) -> ShowerSet:
+        """A file-backed ShowerSet (showers read lazily)."""
+        return ShowerSet(self.geometry, self.energies, None, self.conditions, self.particle,
+                         self.provenance, self.dataset, source=self)
+
+
+def open_showers(path: str | Path, dataset: str | None = None) -> ShowerSet:
+    """Open and validate a shower file; the showers are read when first used."""
+    return ShowerFileReader(path, dataset).showerset()
+
+
+class ShowerFileWriter:
+    """Write a shower file chunk by chunk, atomically.
+
+    Use as a context manager: data go to ``<path>.partial-<pid>`` and are renamed to
+    ``path`` only when the block ends without an error; on error the partial file is removed.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        geometry: Geometry,
+        condition_names: list[str] | tuple[str, ...] = (),
+        particle: str = "",
+        provenance: dict | None = None,
+        dataset: str = "",
+        sparse: bool = False,
+        compression: str | None = "gzip",
+        energy_dtype=np.float32,
+    ) -> None:
+        self.path = Path(path)
+        self.geometry = geometry
+        self.condition_names = list(condition_names)
+        self.sparse = sparse and geometry.is_voxel
+        self.compression = compression
+        self.energy_dtype = energy_dtype
+        self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        self.n = 0
+        self.m = 0
+        self._attrs = {
+            "calobench_format_version": FORMAT_VERSION,
+            "geometry": geometry.name,
+            "dataset": dataset or geometry.name,
+            "particle": particle,
+            "provenance": json.dumps(provenance or {}, sort_keys=True, default=str),
+        }
+        self.f: h5py.File | None = None
+
+    def __enter__(self) -> "ShowerFileWriter":
+        if not self.path.parent.exists():
+            raise CalobenchError(f"{self.path}: folder {self.path.parent} does not exist")
+        self.f = h5py.File(self.tmp, "w")
+        for key, value in self._attrs.items():
+            self.f.attrs[key] = value
+        rows = 1024
+        self.f.create_dataset(ENERGY_KEY, shape=(0, 1), maxshape=(None, 1), dtype=self.energy_dtype,
+                              chunks=(rows * 16, 1), compression=self.compression)
+        if self.condition_names:
+            ds = self.f.create_dataset(CONDITIONS_KEY, shape=(0, len(self.condition_names)),
+                                       maxshape=(None, len(self.condition_names)), dtype=np.float64,
+                                       chunks=(rows * 4, len(self.condition_names)), compression=self.compression)
+            ds.attrs["names"] = np.array(self.condition_names, dtype=h5py.string_dtype())
+        if self.geometry.is_voxel and not self.sparse:
+            v = self.geometry.n_cells
+            chunk_rows = max(1, min(1024, (1 << 20) // (4 * v)))
+            self.f.create_dataset(DENSE_KEY, shape=(0, v), maxshape=(None, v), dtype=np.float32,
+                                  chunks=(chunk_rows, v), compression=self.compression,
+                                  shuffle=self.compression is not None)
+        else:
+            self.f.create_dataset("offsets", shape=(1,), maxshape=(None,), dtype=np.int64, data=[0],
+                                  chunks=(1 << 14,), compression=self.compression)
+            if self.sparse:
+                self.f.create_dataset("voxel_index", shape=(0,), maxshape=(None,), dtype=np.int32,
+                                      chunks=(1 << 16,), compression=self.compression, shuffle=True)
+                self.f.create_dataset("voxel_energy", shape=(0,), maxshape=(None,), dtype=np.float32,
+                                      chunks=(1 << 16,), compression=self.compression, shuffle=True)
+            else:
+                self.f.create_dataset("cells", shape=(0, 4), maxshape=(None, 4), dtype=np.float32,
+                                      chunks=(1 << 14, 4), compression=self.compression, shuffle=True)
+        return self
+
+    def append(self, chunk: ShowerSet) -> None:
+        """Append the events of an in-memory (or file-backed) ShowerSet."""
+        f = self.f
+        n = len(chunk)
+        if n == 0:
+            return
+        if chunk.geometry.name != self.geometry.name:
+            raise CalobenchError(f"{self.path}: cannot write {chunk.geometry.name} showers into a "
+                                 f"{self.geometry.name} file")
+        missing = [c for c in self.condition_names if c not in chunk.conditions]
+        if missing:
+            raise CalobenchError(f"{self.path}: key 'conditions': missing {', '.join(missing)}")
+        lo, hi = self.n, self.n + n
+        f[ENERGY_KEY].resize((hi, 1))
+        f[ENERGY_KEY][lo:hi, 0] = chunk.energies
+        if self.condition_names:
+            f[CONDITIONS_KEY].resize((hi, len(self.condition_names)))
+            f[CONDITIONS_KEY][lo:hi] = chunk.condition_matrix(self.condition_names)
+        showers = chunk.showers
+        if self.geometry.is_voxel and not self.sparse:
+            f[DENSE_KEY].resize((hi, self.geometry.n_cells))
+            f[DENSE_KEY][lo:hi] = showers
+        else:
+            if self.sparse:
+                event, cell = np.nonzero(showers)
+                values = showers[event, cell]
+                counts = np.bincount(event, minlength=n)
+            else:
+                values, counts = showers.cells, showers.counts
+            m_hi = self.m + len(values)
+            if self.sparse:
+                f["voxel_index"].resize((m_hi,))
+                f["voxel_index"][self.m:m_hi] = cell.astype(np.int32)
+                f["voxel_energy"].resize((m_hi,))
+                f["voxel_energy"][self.m:m_hi] = values
+            else:
+                f["cells"].resize((m_hi, 4))
+                f["cells"][self.m:m_hi] = values
+            f["offsets"].resize((hi + 1,))
+            f["offsets"][lo + 1:hi + 1] = self.m + np.cumsum(counts)
+            self.m = m_hi
+        self.n = hi
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.f.close()
+        finally:
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+            elif self.tmp.exists():
+                self.tmp.unlink()
+
+
+def save(showerset: ShowerSet, path: str | Path, sparse: bool = False, chunk_size: int = 10000,
+         compression: str | None = "gzip") -> Path:
+    """Write a ShowerSet to ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    energy_dtype = showerset.energies.dtype if showerset.energies.dtype.kind == "f" else np.float64
+    with ShowerFileWriter(path, showerset.geometry, list(showerset.conditions), showerset.particle,
+                          showerset.provenance, showerset.dataset, sparse, compression,
+                          energy_dtype) as writer:
+        for chunk in showerset.iter_chunks(chunk_size):
+            writer.append(chunk)
+    return path
