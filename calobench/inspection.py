@@ -7,13 +7,24 @@ import numpy as np
 from .showerset import ShowerSet
 
 
-def summarize(showers: ShowerSet, chunk_size: int = 1000) -> dict:
+CHUNK_BYTES = 64 * 2**20
+
+
+def default_chunk_size(showers: ShowerSet) -> int:
+    """Events per chunk so that one chunk of dense showers holds about 64 MB."""
+    cells = showers.geometry.n_cells or 2000
+    return max(1, CHUNK_BYTES // (4 * cells))
+
+
+def summarize(showers: ShowerSet, chunk_size: int | None = None) -> dict:
     """Streamed summary: events, energy range, sparsity, negative cells, cell counts.
 
     sparsity: fraction of cells that are zero (voxel geometries); cells_per_shower: mean
-    number of non-zero cells. Memory: one chunk of ``chunk_size`` events at a time.
+    number of non-zero cells. Memory: one chunk of ``chunk_size`` events at a time
+    (default: about 64 MB of showers).
     """
     geometry = showers.geometry
+    chunk_size = chunk_size or default_chunk_size(showers)
     n_cells = geometry.n_cells
     nonzero = 0
     negative = 0

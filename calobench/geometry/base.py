@@ -182,8 +182,8 @@ class Geometry:
         showers = np.asarray(showers)
         if showers.ndim != 2 or showers.shape[1] != self.n_cells:
             raise ValueError(f"expected showers of shape (N, {self.n_cells}), found {showers.shape}")
-        cut = 0.0 if threshold is None else threshold
-        event, cell = np.nonzero(showers > cut)
+        selected = showers != 0 if threshold is None else showers > threshold
+        event, cell = np.nonzero(selected)
         cells = np.empty((len(cell), 4), dtype=np.float32)
         cells[:, :3] = self.centres[cell]
         cells[:, 3] = showers[event, cell]

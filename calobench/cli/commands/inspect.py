@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ...errors import CalobenchError
 from ...inspection import summarize
 from ...showerfile import ShowerFileReader
 from ..console import console, table
@@ -17,7 +18,8 @@ ORDER = 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="HDF5 shower file (CaloChallenge layout or calobench extras)")
     parser.add_argument("--dataset", help="registered dataset the file belongs to (default: declared or inferred)")
-    parser.add_argument("--chunk-size", type=int, default=1000, help="events read at a time (default 1000)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="events read at a time (default: about 64 MB of showers)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -27,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
             "geometry_source": reader.geometry_source, "layout": reader.layout,
             "format_version": reader.format_version or "(plain CaloChallenge file)",
             "particle": reader.particle}
-    info.update(summarize(reader.showerset(), max(1, args.chunk_size)))
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise CalobenchError(f"--chunk-size: expected a positive number of events, found {args.chunk_size}")
+    info.update(summarize(reader.showerset(), args.chunk_size))
     info["provenance"] = reader.provenance
     if args.json:
         print(json.dumps(info, indent=2, default=str))

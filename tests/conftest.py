@@ -1,0 +1,39 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, timeout: float = 600) -> CliResult:
+    """Run `calobench ARGS` in a fresh interpreter; return status and output."""
+    proc = subprocess.run([sys.executable, "-m", "calobench", *args], capture_output=True, text=True,
+                          timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli():
+    """The `run_cli` function as a fixture."""
+    return run_cli
+
+
+def assert_user_error(result: CliResult, *needles: str) -> None:
+    """Exit status 2, one line on stderr, no traceback, and the given words in it."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
