@@ -1,0 +1,134 @@
+"""Conditional variational autoencoder for grid and CaloChallenge voxel datasets.
+
+Representation of a shower (E_inc in MeV, cell energies E_i in MeV, E_tot = sum E_i):
+  u   = log(E_tot / E_inc), standardised over the training sample;
+  t_i = log(E_i / E_tot + eps), standardised per cell.
+The encoder maps (t, u, conditions) to a Gaussian latent z; the decoder maps (z, conditions)
+to softmax logits over all cells (the energy fractions f_i, positive and summing to one) and
+to u. A generated shower is E_i = E_inc * exp(u) * f_i: non-negative by construction; cells
+below the readout threshold are then zeroed, as in the reference, and the survivors of each
+layer rescaled so that the layer keeps its generated energy.
+Conditions: log E_inc plus the dataset's conditions (standardised, particle one-hot).
+Loss: squared error on standardised t and u (Gaussian decoder) + beta * KL(q(z|x) || N(0, 1)).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..showerset import ShowerSet
+from .preprocessing import ConditionalVoxelGenerator, apply_threshold
+
+
+def mlp(n_in: int, hidden: int, depth: int, n_out: int) -> nn.Sequential:
+    """A plain MLP: depth hidden layers of width ``hidden`` with SiLU."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class ConditionalVAE(ConditionalVoxelGenerator):
+    """Conditional VAE (softmax energy fractions x total-energy head) for voxel datasets."""
+
+    name = "vae"
+    family = "vae"
+    seed_document = ""
+    datasets = ("stcf11x11", "bes3-11x11", "darkshine", "calochallenge-1-photons",
+                "calochallenge-1-pions", "calochallenge-2", "calochallenge-3")
+    description = "Conditional VAE: softmax energy fractions times a learned E_tot/E_inc"
+    presets: dict[str, dict[str, Any]] = {
+        "tiny": {"hidden": 32, "depth": 2, "latent": 4, "epochs": 3, "batch_size": 64, "lr": 3e-3,
+                 "beta": 0.1, "etot_weight": 10.0, "eps": 1e-6, "checkpoint_every": 1, "grad_clip": 10.0},
+        "quick": {"hidden": 256, "depth": 2, "latent": 16, "epochs": 60, "batch_size": 128, "lr": 1e-3,
+                  "beta": 0.1, "etot_weight": 10.0, "eps": 1e-6, "checkpoint_every": 5, "grad_clip": 10.0},
+        "full": {"hidden": 1024, "depth": 3, "latent": 64, "epochs": 400, "batch_size": 256, "lr": 5e-4,
+                 "beta": 0.1, "etot_weight": 10.0, "eps": 1e-6, "checkpoint_every": 10, "grad_clip": 10.0},
+    }
+
+    def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
+                 **overrides: Any) -> None:
+        super().__init__(dataset, preset, seed, device, **overrides)
+        cfg = self.config
+        k = self.encoder.n_features
+        hidden, depth, latent = int(cfg["hidden"]), int(cfg["depth"]), int(cfg["latent"])
+        self.latent = latent
+        self.encoder_net = mlp(self.n_cells + 1 + k, hidden, depth, 2 * latent).to(self.torch_device)
+        self.decoder_net = mlp(latent + k, hidden, depth, self.n_cells + 1).to(self.torch_device)
+        self.extra = {"t_mean": np.zeros(self.n_cells), "t_std": np.ones(self.n_cells),
+                      "u_mean": np.zeros(1), "u_std": np.ones(1), **self.encoder.state()}
+        self._set_constants()
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder_net, "decoder": self.decoder_net}
+
+    def generation_networks(self) -> list[str]:
+        return ["decoder"]
+
+    def _set_constants(self) -> None:
+        dev = self.torch_device
+        self._t_mean = torch.as_tensor(self.extra["t_mean"], dtype=torch.float32, device=dev)
+        self._t_std = torch.as_tensor(self.extra["t_std"], dtype=torch.float32, device=dev)
+        self._u_mean = float(np.asarray(self.extra["u_mean"]).reshape(-1)[0])
+        self._u_std = float(np.asarray(self.extra["u_std"]).reshape(-1)[0])
+
+    def after_load(self) -> None:
+        super().after_load()
+        self._set_constants()
+
+    def to(self, device: str) -> "ConditionalVAE":
+        super().to(device)
+        self._set_constants()
+        return self
+
+    # ---- preprocessing ----------------------------------------------------------------
+    def prepare(self, showers: ShowerSet, fit: bool) -> dict[str, torch.Tensor]:
+        features = self.features_of(showers, fit)
+        x = self.dense_showers(showers).astype(np.float64)
+        etot = x.sum(axis=1)
+        eps = float(self.config["eps"])
+        frac = np.divide(x, etot[:, None], out=np.zeros_like(x), where=etot[:, None] > 0)
+        t = np.log(frac + eps)
+        u = np.log(np.maximum(etot, 1e-3 * self.geometry.threshold) / showers.energies)
+        if fit:
+            std = t.std(axis=0)
+            self.extra.update({"t_mean": t.mean(axis=0), "t_std": np.maximum(std, 0.5),
+                               "u_mean": np.array([u.mean()]), "u_std": np.array([max(u.std(), 1e-6)])})
+            self._set_constants()
+        t = (t - self.extra["t_mean"]) / self.extra["t_std"]
+        u = (u - self._u_mean) / self._u_std
+        return {"t": torch.from_numpy(t.astype(np.float32)), "u": torch.from_numpy(u.astype(np.float32)),
+                "c": torch.from_numpy(features)}
+
+    def _decode(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.decoder_net(torch.cat([z, c], dim=1))
+        return out[:, :-1], out[:, -1]
+
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        t, u, c = batch["t"], batch["u"], batch["c"]
+        stats = self.encoder_net(torch.cat([t, u[:, None], c], dim=1))
+        mu, logvar = stats[:, :self.latent], stats[:, self.latent:].clamp(-12.0, 8.0)
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * noise
+        logits, u_hat = self._decode(z, c)
+        log_frac = torch.log(torch.softmax(logits, dim=1) + float(self.config["eps"]))
+        t_hat = (log_frac - self._t_mean) / self._t_std
+        recon = ((t_hat - t) ** 2).sum(dim=1) + float(self.config["etot_weight"]) * (u_hat - u) ** 2
+        kl = 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(dim=1)
+        return (0.5 * recon + float(self.config["beta"]) * kl).mean() / self.n_cells
+
+    # ---- generation ---------------------------------------------------------------------
+    def generate(self, features: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
+        z = torch.randn(features.shape[0], self.latent, device=features.device)
+        logits, u_hat = self._decode(z, features)
+        etot = energies * torch.exp(u_hat * self._u_std + self._u_mean)
+        cells = torch.softmax(logits, dim=1) * etot[:, None]
+        # readout threshold: cells below it are zeroed, each layer keeps its generated energy
+        return apply_threshold(cells, self.layer_id.to(cells.device), self.n_layers, self.geometry.threshold)
