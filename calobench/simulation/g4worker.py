@@ -1,0 +1,126 @@
+"""The Geant4 application of one worker process (the run manager is a process-wide singleton).
+
+``init_worker`` builds geometry, physics and scoring once per process; ``run_chunk`` simulates
+a list of primaries with a given Geant4 seed and returns, per event, the touched raw cells
+(int64 indices) with their deposits (MeV) and the Geant4 time of the event in ms.
+Scoring is the C++ G4MultiFunctionalDetector (G4PSEnergyDeposit / G4PSEnergyDeposit3D).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .g4env import import_geant4, make_physics_list
+from .setups import G4NAME, SETUPS, Primaries
+
+_STATE: dict = {}
+
+
+def init_worker(dataset: str, physics: str, cut_mm: float) -> None:
+    """Build the Geant4 application of ``dataset`` in this process (once)."""
+    if _STATE:
+        if _STATE["dataset"] != dataset:
+            raise RuntimeError("one Geant4 application per process")
+        return
+    g4, _ = import_geant4()
+    setup = SETUPS[dataset]()
+    state = _STATE
+    state.update(dataset=dataset, setup=setup, g4=g4, primaries=None, cursor=0)
+
+    class Detector(g4.G4VUserDetectorConstruction):
+        def Construct(self):
+            world, scorers = setup.build(g4)
+            state["scorers"] = scorers
+            return world
+
+        def ConstructSDandField(self):
+            sdm = g4.G4SDManager.GetSDMpointer()
+            self.detectors = []
+            for logical, (spec, volumes) in state["scorers"].items():
+                mfd = g4.G4MultiFunctionalDetector(f"cal{logical}")
+                prim = g4.G4PSEnergyDeposit("edep") if spec[0] == "1d" else g4.G4PSEnergyDeposit3D("edep", *spec[1:])
+                mfd.RegisterPrimitive(prim)
+                sdm.AddNewDetector(mfd)
+                for volume in volumes:
+                    volume.SetSensitiveDetector(mfd)
+                self.detectors.append((mfd, prim))
+
+    class Gun(g4.G4VUserPrimaryGeneratorAction):
+        def __init__(self):
+            super().__init__()
+            self.gun = g4.G4ParticleGun(1)
+            self.table = g4.G4ParticleTable.GetParticleTable()
+
+        def GeneratePrimaries(self, event):
+            state["t0"] = time.perf_counter()
+            p: Primaries = state["primaries"]
+            i = state["cursor"]
+            self.gun.SetParticleDefinition(self.table.FindParticle(G4NAME[int(p.pdg[i])]))
+            self.gun.SetParticleEnergy(float(state["kinetic"][i]))
+            self.gun.SetParticlePosition(g4.G4ThreeVector(*map(float, p.position[i])))
+            self.gun.SetParticleMomentumDirection(g4.G4ThreeVector(*map(float, p.direction[i])))
+            self.gun.GeneratePrimaryVertex(event)
+
+    class Events(g4.G4UserEventAction):
+        def __init__(self):
+            super().__init__()
+            self.ids = None
+
+        def EndOfEventAction(self, event):
+            if self.ids is None:
+                sdm = g4.G4SDManager.GetSDMpointer()
+                self.ids = [sdm.GetCollectionID(f"cal{logical}/edep") for logical in state["scorers"]]
+            hce = event.GetHCofThisEvent()
+            index, energy = [], []
+            for hcid in self.ids:
+                for key, value in hce.GetHC(hcid):
+                    index.append(key)
+                    energy.append(value)
+            state["index"].append(np.array(index, dtype=np.int64))
+            state["energy"].append(np.array(energy, dtype=np.float64))
+            state["ms"].append(1000.0 * (time.perf_counter() - state["t0"]))
+            state["cursor"] += 1
+
+    class Actions(g4.G4VUserActionInitialization):
+        def Build(self):
+            self.SetUserAction(Gun())
+            self.SetUserAction(Events())
+
+    run_manager = g4.G4RunManagerFactory.CreateRunManager(g4.G4RunManagerType.Serial)
+    run_manager.SetVerboseLevel(0)
+    state["objects"] = [Detector(), make_physics_list(physics), Actions()]
+    for obj in state["objects"]:
+        run_manager.SetUserInitialization(obj)
+    ui = g4.G4UImanager.GetUIpointer()
+    for command in ("/control/verbose 0", "/run/verbose 0", "/event/verbose 0", "/tracking/verbose 0",
+                    "/process/em/verbose 0", "/process/verbose 0", "/run/printProgress 0"):
+        ui.ApplyCommand(command)
+    if hasattr(g4, "G4EmParameters"):
+        g4.G4EmParameters.Instance().SetVerbose(0)
+    run_manager.Initialize()
+    for command in ("/process/em/verbose 0", "/process/had/verbose 0"):
+        ui.ApplyCommand(command)
+    ui.ApplyCommand(f"/run/setCut {cut_mm} mm")
+    state["run_manager"] = run_manager
+
+
+def run_chunk(primaries: Primaries, seed: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Simulate the primaries with Geant4 seed ``seed``. Returns (indices, deposits, ms per event)."""
+    state = _STATE
+    g4 = state["g4"]
+    g4.G4Random.setTheSeed(int(seed))
+    state.update(primaries=primaries, kinetic=primaries.kinetic, cursor=0, index=[], energy=[], ms=[])
+    state["run_manager"].BeamOn(len(primaries.pdg))
+    if state["cursor"] != len(primaries.pdg):
+        raise RuntimeError(f"Geant4 simulated {state['cursor']} of {len(primaries.pdg)} events")
+    return state["index"], state["energy"], np.array(state["ms"])
+
+
+def worker_task(args: tuple) -> tuple:
+    """Pool entry point: (chunk, dataset, physics, cut, primaries arrays, seed) -> results."""
+    chunk, dataset, physics, cut_mm, arrays, seed = args
+    init_worker(dataset, physics, cut_mm)
+    index, energy, ms = run_chunk(Primaries.from_arrays(arrays), seed)
+    return chunk, index, energy, ms
