@@ -258,10 +258,9 @@ class DDPMUNet(TorchGenerator):
                 out.update(valid_loss=float(v), valid_energy_nll=float(ve))
             return out
 
-        history = train_epochs({"unet": self.unet, "energy": self.energy},
-                               {"unet": opt_unet, "energy": opt_energy}, epoch_fn, epochs=epochs,
-                               seed=self.seed, checkpoint_dir=checkpoint_dir, resume=resume,
-                               progress=progress, label="ddpm-unet")
+        history = train_epochs(self, {"unet": opt_unet, "energy": opt_energy}, epoch_fn, epochs=epochs,
+                               checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
+                               label="ddpm-unet")
         history["train_events"] = int(len(maps))
         return history
 

@@ -267,53 +267,42 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tor
         yield order[start:start + batch_size]
 
 
-def train_epochs(nets: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-                 epoch_fn: Callable[[int, torch.Generator], dict], *, epochs: int, seed: int,
-                 checkpoint_dir: str | Path | None, resume: bool, progress: bool, label: str,
-                 checkpoint_every: int = 1) -> dict:
-    """Run ``epoch_fn(epoch, generator) -> {metric: value}`` for each epoch.
+def train_epochs(model, optimizers: dict[str, torch.optim.Optimizer],
+                 epoch_fn: Callable[[int, torch.Generator], dict], *, epochs: int,
+                 checkpoint_dir: str | Path | None, resume: bool, progress: bool, label: str) -> dict:
+    """Run ``epoch_fn(epoch, generator) -> {metric: value}`` for each epoch of a TorchGenerator.
 
-    All randomness of training must come from ``generator`` (a CPU torch.Generator seeded
-    with ``seed``); its state, the networks and optimisers are checkpointed every
-    ``checkpoint_every`` epochs, so that ``resume=True`` ends with the same weights as an
-    uninterrupted run.
+    All randomness of training must come from ``generator`` (the model's ``rng``). After each
+    epoch the networks, optimisers, extra arrays and random streams are checkpointed
+    (``model.training_state``), so that ``resume=True`` ends with the same weights as an
+    uninterrupted run; ``model.on_epoch_end`` is called after the checkpoint.
     """
-    generator = torch.Generator().manual_seed(seed)
     history: dict = {"epochs": [], "seconds": 0.0}
     start = 0
     if resume and checkpoint_dir is not None:
         state = load_checkpoint(checkpoint_dir)
         if state is not None:
-            for name, net in nets.items():
-                net.load_state_dict(state["nets"][name])
-            for name, opt in optimizers.items():
-                opt.load_state_dict(state["optimizers"][name])
-            generator.set_state(state["generator"])
-            start = int(state["epoch"])
-            history = state["history"]
+            model.restore_training_state(state, optimizers)
+            start, history = int(state["epoch"]), state["history"]
     t0 = time.perf_counter()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
+    columns = [TextColumn(f"[bold]{label} training"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
     with Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task(label, total=epochs, completed=start, info="")
         for epoch in range(start, epochs):
-            for net in nets.values():
+            for net in model.networks().values():
                 net.train()
-            metrics = epoch_fn(epoch, generator)
+            metrics = epoch_fn(epoch, model.rng)
             history["epochs"].append({"epoch": epoch + 1, **{k: float(v) for k, v in metrics.items()}})
-            bar.update(task, advance=1, info=" ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-            done = epoch + 1
-            if checkpoint_dir is not None and (done % checkpoint_every == 0 or done == epochs):
-                history["seconds"] = history.get("seconds", 0.0) + time.perf_counter() - t0
-                t0 = time.perf_counter()
-                save_checkpoint(checkpoint_dir, {
-                    "nets": {n: net.state_dict() for n, net in nets.items()},
-                    "optimizers": {n: opt.state_dict() for n, opt in optimizers.items()},
-                    "generator": generator.get_state(), "epoch": done, "history": history})
-    history["seconds"] = history.get("seconds", 0.0) + time.perf_counter() - t0
-    for net in nets.values():
+            history["seconds"] = history.get("seconds", 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            bar.update(task, completed=epoch + 1, info=" ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, model.training_state(optimizers, epoch + 1, history))
+            model.on_epoch_end(epoch + 1, history)
+    for net in model.networks().values():
         net.eval()
     return history
 
