@@ -1,0 +1,191 @@
+"""The GAN family (bes3-gan, nnls-cgan, wgan-gp): tiny presets train, save, load and sample;
+energies are non-negative; conditions are honoured; seeds reproduce; resume is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from calobench.datasets import PDG, get_dataset
+from calobench.errors import CalobenchError
+from calobench.models.bes3_gan import Bes3GAN
+from calobench.models.gan_layers import MinibatchDiscrimination
+from calobench.models.nnls_cgan import NNLSCGAN, fit_nnls_template, hat_basis
+from calobench.models.wgan_gp import WGANGP
+from calobench.showerset import ShowerSet
+
+CASES = [(Bes3GAN, "bes3-11x11"), (NNLSCGAN, "darkshine"), (WGANGP, "stcf11x11")]
+FAST = {"max_train_events": 192}
+
+
+def synthetic(name: str, n: int = 192, seed: int = 0) -> ShowerSet:
+    """Gaussian-profile showers holding ~90% of E_inc, with plausible conditions."""
+    d = get_dataset(name)
+    g = d.geometry
+    rng = np.random.default_rng(seed)
+    lo, hi = d.energy_range
+    e = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+    c = g.centres
+    w = np.exp(-(c[:, 0] ** 2 + c[:, 1] ** 2) / (2 * (1.5 * g.sizes[:, 0].mean()) ** 2))
+    w = w * np.exp(-((c[:, 2] - c[:, 2].mean()) ** 2) / (2 * (c[:, 2].std() + 1.0) ** 2))
+    w /= w.sum()
+    showers = (0.9 * e[:, None] * w[None, :] * rng.gamma(4.0, 0.25, (n, len(w)))).astype(np.float32)
+    showers[showers < g.threshold] = 0.0
+    cond = {}
+    for k in d.conditions:
+        cond[k] = rng.choice([PDG[p] for p in d.particles], n).astype(float) if k == "particle" else rng.normal(0, 50, n)
+    if name == "bes3-11x11":
+        u = rng.normal(size=(n, 3))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        cond["px"], cond["py"], cond["pz"] = (u * e[:, None]).T
+        cond["E"] = e
+    return ShowerSet(g, e, showers, cond, particle=",".join(d.particles), dataset=name)
+
+
+def conditions_at(name: str, energies: np.ndarray) -> dict[str, np.ndarray]:
+    d = get_dataset(name)
+    n = len(energies)
+    out = {k: np.zeros(n) for k in d.conditions}
+    if "particle" in out:
+        out["particle"] = np.full(n, float(PDG[d.particles[0]]))
+    if name == "bes3-11x11":
+        out["px"], out["E"] = energies.copy(), energies.copy()
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks train faster on one thread on a shared CI runner; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c[1] for c in CASES])
+def trained(request, tmp_path_factory):
+    cls, name = request.param
+    model = cls(name, "tiny", seed=3, **FAST)
+    history = model.fit(synthetic(name), progress=False)
+    folder = tmp_path_factory.mktemp(cls.name)
+    model.save(folder)
+    return cls, name, model, history, folder
+
+
+def test_train_save_load_sample(trained):
+    cls, name, model, history, folder = trained
+    assert len(history["epochs"]) == model.config["epochs"]
+    assert all(np.isfinite(v) for r in history["epochs"] for v in r.values())
+    e = np.array([100.0, 500.0, 1500.0, 2000.0])
+    cond = conditions_at(name, e)
+    out = model.sample(e, cond, batch_size=3)  # batching across a remainder
+    geometry = get_dataset(name).geometry
+    assert out.showers.shape == (4, geometry.n_cells)
+    assert out.showers.dtype == np.float32
+    assert np.all(out.showers >= 0) and np.all(np.isfinite(out.showers))
+    nonzero = out.showers[out.showers > 0]
+    assert nonzero.size == 0 or nonzero.min() >= geometry.threshold  # readout threshold applied
+    np.testing.assert_array_equal(out.energies, e)
+    for k, v in cond.items():
+        np.testing.assert_array_equal(out.conditions[k], v)
+    loaded = cls.load(folder)
+    np.testing.assert_array_equal(loaded.sample(e, cond).showers, model.sample(e, cond).showers)
+    assert loaded.parameter_count() == model.parameter_count() > 0
+
+
+def test_energy_follows_incident_energy(trained):
+    _, name, model, _, _ = trained
+    low, high = np.full(300, 200.0), np.full(300, 1600.0)
+    e_low = model.sample(low, conditions_at(name, low)).showers.sum(1).mean()
+    e_high = model.sample(high, conditions_at(name, high)).showers.sum(1).mean()
+    assert e_high > 3.0 * e_low > 0
+
+
+def test_missing_and_unknown_conditions(trained):
+    _, name, model, _, _ = trained
+    e = np.array([100.0, 200.0])
+    if get_dataset(name).conditions:
+        with pytest.raises(CalobenchError, match="missing condition"):
+            model.sample(e, {})
+    if "particle" in get_dataset(name).conditions:
+        bad = conditions_at(name, e)
+        bad["particle"] = np.array([211.0, 211.0])
+        with pytest.raises(CalobenchError, match="PDG"):
+            model.sample(e, bad)
+    with pytest.raises(CalobenchError, match="positive"):
+        model.sample(np.array([-1.0, 5.0]), conditions_at(name, e))
+
+
+@pytest.mark.parametrize("cls,name", CASES, ids=[c[1] for c in CASES])
+def test_same_seed_same_weights_and_samples(cls, name):
+    e = np.array([300.0, 900.0, 1200.0])
+    a, b, c = cls(name, "tiny", seed=5), cls(name, "tiny", seed=5), cls(name, "tiny", seed=6)
+    sa = a.sample(e, conditions_at(name, e)).showers
+    np.testing.assert_array_equal(sa, b.sample(e, conditions_at(name, e)).showers)
+    wa, wc = a.state_arrays(), c.state_arrays()
+    assert any(not np.array_equal(wa[k], wc[k]) for k in wa if not k.startswith("extra."))
+
+
+def test_unsupported_dataset_and_preset():
+    with pytest.raises(CalobenchError, match="does not support"):
+        Bes3GAN("stcf11x11", "tiny")
+    with pytest.raises(CalobenchError, match="unknown preset"):
+        WGANGP("stcf11x11", "huge")
+
+
+def test_wgan_fit_is_seeded_and_resume_is_exact(tmp_path):
+    data = synthetic("stcf11x11", 128, seed=1)
+    opts = {"max_train_events": 128, "epochs": 2}
+    full = WGANGP("stcf11x11", "tiny", seed=2, **opts)
+    full.fit(data, progress=False)
+    again = WGANGP("stcf11x11", "tiny", seed=2, **opts)
+    again.fit(data, epochs=1, checkpoint_dir=tmp_path, progress=False)
+    resumed = WGANGP("stcf11x11", "tiny", seed=2, **opts)
+    history = resumed.fit(data, checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert [r["epoch"] for r in history["epochs"]] == [1, 2]
+    wf, wr = full.state_arrays(), resumed.state_arrays()
+    for k in wf:
+        np.testing.assert_array_equal(wf[k], wr[k], err_msg=k)
+
+
+def test_nnls_template_recovers_a_known_non_negative_solution():
+    rng = np.random.default_rng(0)
+    knots = np.linspace(0.0, 3.0, 4)
+    log_e = rng.uniform(0.0, 3.0, 500)
+    basis = hat_basis(log_e, knots)
+    np.testing.assert_allclose(basis.sum(1), 1.0)
+    truth = rng.uniform(0.0, 1.0, (4, 6))
+    truth[1, 2] = 0.0
+    fit = fit_nnls_template(basis @ truth, basis)
+    np.testing.assert_allclose(fit, truth, atol=1e-8)
+    # a target whose unconstrained least-squares solution is negative stays non-negative
+    target = basis @ np.array([1.0, -2.0, 1.0, 1.0])
+    fit = fit_nnls_template(target[:, None], basis)
+    assert np.all(fit >= 0)
+    unconstrained = np.linalg.lstsq(basis, target, rcond=None)[0]
+    assert unconstrained.min() < -1.0
+
+
+def test_nnls_cgan_template_tracks_the_training_mean():
+    model = NNLSCGAN("darkshine", "tiny", seed=0)
+    data = synthetic("darkshine", 300, seed=4)
+    model.prepare_fit(data, 0)
+    assert np.all(model.extra["nnls_coef"] >= 0)
+    template = model.template(data.energies, data.conditions)
+    ratio = template.sum(1).mean() / data.showers.sum(1).mean()
+    assert 0.9 < ratio < 1.1
+
+
+def test_minibatch_discrimination_sees_collapse():
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(10, n_kernels=3, kernel_dim=2)
+    collapsed = layer(torch.ones(8, 10))
+    spread = layer(torch.randn(8, 10) * 10)
+    assert collapsed.shape == (8, 3)
+    np.testing.assert_allclose(collapsed.detach().numpy(), 7.0, rtol=1e-6)  # 7 identical neighbours
+    assert float(spread.detach().mean()) < 1.0
+
+
+def test_bes3_generator_size_matches_seed():
+    assert 44_000 < Bes3GAN("bes3-11x11", "quick").parameter_count() < 48_000  # seed 004: ~46k
