@@ -26,7 +26,7 @@ def timing_table(dataset_name: str) -> dict | None:
 
 
 def geant4_ms_per_event(dataset_name: str, energy_mev: float | None = None) -> float | None:
-    """Geant4 wall time in ms per event for ``dataset_name`` (one CPU core).
+    """Geant4 CPU time in ms per event for ``dataset_name`` (one CPU core).
 
     energy_mev: None gives the mean over the embedded sample; a value gives the mean of its
     energy bin (linear interpolation between bin centres, clamped at the ends).

@@ -200,7 +200,7 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
     energies, ms = np.concatenate(energies), np.concatenate(ms)
     timing = timing_table(energies, ms, log=setup.log_energy)
     timing["host_cpu"] = _cpu_name()
-    timing["note"] = "Geant4 wall time per event on one core (primary generation to end of event)"
+    timing["note"] = "Geant4 CPU time per event, one core (primary generation to end of event)"
     provenance = {
         "generator": "calobench simulate",
         "simulator": f"Geant4 {g4_version} via geant4_pybind",

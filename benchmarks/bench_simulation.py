@@ -1,0 +1,75 @@
+"""Geant4 events/s per geometry and GFlash showers/s on the same geometry, in one run.
+
+usage: python benchmarks/bench_simulation.py [--datasets a,b] [--events N] [--preset quick] [--json OUT]
+
+Geant4: one worker process, particles at the dataset's middle energy (geometric mean of its
+range), the embedded sample's conditions law; events/s from the wall time of the event loop
+(physics tables built before). GFlash: fitted to the embedded reference, then timed on the same
+energies. Target: GFlash at least 1000x faster than Geant4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import calobench
+from calobench.models.gflash import GFlash
+from calobench.simulation import runner
+from calobench.simulation.setups import SETUPS
+
+EVENTS = {"stcf11x11": 200, "bes3-11x11": 200, "darkshine": 60, "cepc": 4, "calochallenge-2": 6,
+          "calochallenge-3": 6}
+ENERGY = {"stcf11x11": 1000.0, "bes3-11x11": 1000.0, "darkshine": 4000.0, "cepc": 40000.0,
+          "calochallenge-2": 10000.0, "calochallenge-3": 10000.0}
+
+
+def bench(name: str, events: int | None, preset: str) -> dict:
+    n = events or EVENTS[name]
+    energy = ENERGY[name]
+    setup = SETUPS[name]()
+    particle = calobench.datasets.PDG[setup.default_particles[0]]
+    prim = setup.sample(np.random.default_rng(0), np.full(n, particle), np.full(n, energy))
+    _, ms = runner.simulate_primaries(name, prim, seed=11)
+    g4_rate = 1000.0 / ms.mean()
+    row = {"dataset": name, "energy_MeV": energy, "geant4_events": n, "geant4_ms_per_event": float(ms.mean()),
+           "geant4_events_per_s": g4_rate}
+    if name in GFlash.datasets:
+        ref = calobench.load(name)
+        model = GFlash(name, preset, seed=0)
+        model.fit(ref.take(np.arange(min(len(ref), model.config["max_events"]))))
+        m = 2000 if name != "calochallenge-3" else 500
+        cond = {k: np.resize(v, m) for k, v in prim.conditions.items()} if prim.conditions else {}
+        if name == "stcf11x11":
+            cond = {k: np.resize(v, m) for k, v in ref.conditions.items()}
+        model.sample(np.full(10, energy), {k: v[:10] for k, v in cond.items()})  # warm-up
+        t = time.perf_counter()
+        model.sample(np.full(m, energy), cond)
+        rate = m / (time.perf_counter() - t)
+        row.update(gflash_preset=preset, gflash_showers_per_s=rate, speedup=rate / g4_rate)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--datasets", default=",".join(EVENTS))
+    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    rows = [bench(name, args.events, args.preset) for name in args.datasets.split(",")]
+    print(f"{'dataset':18s} {'E/MeV':>8s} {'G4 ev/s':>10s} {'G4 ms/ev':>10s} {'GFlash sh/s':>12s} {'speed-up':>9s}")
+    for r in rows:
+        print(f"{r['dataset']:18s} {r['energy_MeV']:8.0f} {r['geant4_events_per_s']:10.2f} "
+              f"{r['geant4_ms_per_event']:10.1f} {r.get('gflash_showers_per_s', float('nan')):12.0f} "
+              f"{r.get('speedup', float('nan')):9.0f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
