@@ -88,3 +88,20 @@ def test_longitudinal_profile_and_response(name):
     assert np.abs(p_ref - p_gen).max() < 0.03  # stated tolerance: 0.03 of the energy per layer
     assert abs(np.argmax(p_ref) - np.argmax(p_gen)) <= 2
     assert np.all(gen.showers >= 0)
+
+
+def test_cepc_point_clouds():
+    ref = _reference("cepc", 60)
+    model = GFlash("cepc", "tiny", seed=2, n_spots=20000)  # ~2 spots per threshold energy
+    model.fit(ref)
+    gen = model.sample(ref.energies, ref.conditions)
+    assert len(gen) == len(ref) and np.all(gen.showers.cells[:, 3] >= ref.geometry.threshold)
+    r_ref, r_gen = ref.total_energy() / ref.energies, gen.total_energy() / gen.energies
+    assert abs(r_gen.mean() / r_ref.mean() - 1) < 0.03
+    assert 0.7 < gen.showers.counts.mean() / ref.showers.counts.mean() < 1.3
+    cl = gen.showers
+    e = cl.cells[:, 3].astype(np.float64)
+    bary = np.bincount(cl.event_index, np.hypot(cl.cells[:, 0], cl.cells[:, 1]) * e) / np.bincount(cl.event_index, e)
+    assert np.all((bary > 1850) & (bary < 1950))
+    phi = np.degrees(np.arctan2(np.bincount(cl.event_index, cl.cells[:, 1] * e), np.bincount(cl.event_index, cl.cells[:, 0] * e)))
+    assert np.all(np.abs((phi - ref.conditions["phi"] + 180) % 360 - 180) < 1.0)

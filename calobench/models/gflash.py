@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..showerset import ShowerSet
-from ..simulation.gflash import Frame, GFlashParams, fit_gflash, sample_showers
+from ..showerset import CellList, ShowerSet
+from ..simulation.gflash import Frame, GFlashParams, fit_cepc, fit_gflash, sample_cepc, sample_showers
+from ..errors import CalobenchError
 from .base import Generator
 
 
@@ -18,7 +19,7 @@ class GFlash(Generator):
     name = "gflash"
     family = "parametric"
     seed_document = ""
-    datasets = ("stcf11x11", "bes3-11x11", "darkshine", "calochallenge-2", "calochallenge-3")
+    datasets = ("stcf11x11", "bes3-11x11", "darkshine", "calochallenge-2", "calochallenge-3", "cepc")
     description = "GFlash-style parametric shower model fitted to the reference (numpy)"
     presets = {
         "tiny": {"n_spots": 1000, "draws": 4000, "max_events": 300},
@@ -28,7 +29,7 @@ class GFlash(Generator):
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu", **overrides) -> None:
         super().__init__(dataset, preset, seed, device, **overrides)
-        self.frame = Frame(self.dataset.geometry)
+        self.frame = Frame(self.dataset.geometry) if self.dataset.geometry.is_voxel else None
         self.params: GFlashParams | None = None
         self._calls = 0
 
@@ -39,6 +40,12 @@ class GFlash(Generator):
         rng = np.random.default_rng(self.seed)
         index = np.sort(rng.choice(len(train), n, replace=False)) if n < len(train) else np.arange(n)
         sub = train.take(index)
+        if self.frame is None:  # cepc point clouds
+            cells = sub.showers
+            self.params = fit_cepc(sub.energies, cells.cells, cells.offsets, sub.conditions["theta"],
+                                   sub.conditions["phi"], self.dataset.geometry.threshold,
+                                   int(self.config["n_spots"]), int(self.config["draws"]), self.seed)
+            return {"events": int(n), "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}
         self.params = fit_gflash(self.dataset.name, self.dataset.geometry, sub.energies, sub.showers,
                                  sub.conditions, int(self.config["n_spots"]), int(self.config["draws"]),
                                  n, self.seed)
@@ -48,7 +55,6 @@ class GFlash(Generator):
     def sample(self, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None,
                batch_size: int = 10000) -> ShowerSet:
         if self.params is None:
-            from ..errors import CalobenchError
             raise CalobenchError(f"model {self.name}: fit or load it before sampling")
         energies = np.asarray(energies, dtype=np.float64).reshape(-1)
         conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
@@ -56,6 +62,19 @@ class GFlash(Generator):
         self._calls += 1
         geometry = self.dataset.geometry
         spots = int(self.config["n_spots"])
+        provenance = {"generator": "gflash", "preset": self.preset, "seed": self.seed}
+        if self.frame is None:
+            missing = [k for k in ("theta", "phi") if k not in conditions]
+            if missing:
+                raise CalobenchError(f"model {self.name}: dataset cepc needs condition {missing[0]!r} (deg)")
+            parts = []
+            for lo in range(0, len(energies), batch_size):
+                hi = min(lo + batch_size, len(energies))
+                cells, offsets = sample_cepc(self.params, energies[lo:hi], conditions["theta"][lo:hi],
+                                             conditions["phi"][lo:hi], geometry.threshold, rng, spots)
+                parts.append(CellList(cells, offsets))
+            return ShowerSet(geometry, energies, CellList.concatenate(parts), conditions,
+                             "+".join(self.dataset.particles), provenance, self.dataset.name)
         per_batch = max(1, min(batch_size, int(2e7 // max(geometry.n_cells, spots))))
         out = np.zeros((len(energies), geometry.n_cells), dtype=np.float32)
         for lo in range(0, len(energies), per_batch):
@@ -63,7 +82,7 @@ class GFlash(Generator):
             out[lo:hi] = sample_showers(self.params, self.dataset.name, self.frame, energies[lo:hi],
                                         {k: v[lo:hi] for k, v in conditions.items()}, rng, spots)
         return ShowerSet(geometry, energies, out, conditions, "+".join(self.dataset.particles),
-                         {"generator": "gflash", "preset": self.preset, "seed": self.seed}, self.dataset.name)
+                         provenance, self.dataset.name)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         if self.params is None:

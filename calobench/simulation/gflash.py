@@ -335,3 +335,156 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
         ratio = float((tot / e).mean() / max((out.sum(axis=1) / e).mean(), 1e-12))
         params.response[g, :2] *= ratio
     return params
+
+
+# ---------------------------------------------------------------- cepc point clouds
+def _cepc_constants():
+    from ..geometry import cepc_barrel
+    return np.asarray(cepc_barrel.layer_radii()), cepc_barrel.CELL_MM
+
+
+R_BINS_MM = np.concatenate([np.arange(0.0, 30.0, 2.5), np.arange(30.0, 121.0, 10.0)])
+CEPC_LAYER_GROUPS = 6
+
+
+def cepc_local(cells, offsets, theta_deg, phi_deg):
+    """Reference point clouds in the shower frame: per cell (event, layer, dy, dz) where dy is the
+    r-phi distance (mm) and dz the z distance (mm) from the shower axis at that layer."""
+    radii, _ = _cepc_constants()
+    counts = np.diff(offsets)
+    event = np.repeat(np.arange(len(counts)), counts)
+    x, y, z = (cells[:, k].astype(np.float64) for k in range(3))
+    r = np.hypot(x, y)
+    layer = np.argmin(np.abs(r[:, None] - radii[None, :]), axis=1)
+    dphi = (np.arctan2(y, x) - np.radians(phi_deg[event]) + np.pi) % (2 * np.pi) - np.pi
+    dy = radii[layer] * np.tan(dphi)
+    dz = z - radii[layer] / np.tan(np.radians(theta_deg[event]))
+    return event, layer, dy, dz
+
+
+def _cepc_radial_hist(dr: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    h = np.histogram(np.minimum(dr, R_BINS_MM[-1] - 1e-6), R_BINS_MM, weights=weight)[0]
+    return h / max(h.sum(), 1e-12)
+
+
+def _cepc_pad_distance(ry: np.ndarray, rz: np.ndarray, oy: np.ndarray, oz: np.ndarray, cell: float):
+    """Distance from the axis of the pad centre holding a spot at (ry, rz), pad grid offsets (oy, oz)."""
+    cy = (np.floor((ry + oy) / cell) + 0.5) * cell - oy
+    cz = (np.floor((rz + oz) / cell) + 0.5) * cell - oz
+    return np.hypot(cy, cz)
+
+
+def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, n_spots: int, draws: int,
+             seed: int = 0) -> GFlashParams:
+    """Fit GFlash to cepc point clouds (one particle group; layer units for the depth)."""
+    radii, cell = _cepc_constants()
+    n_layers = len(radii)
+    energies = np.asarray(energies, dtype=np.float64)
+    event, layer, dy, dz = cepc_local(cells, offsets, np.asarray(theta), np.asarray(phi))
+    e = cells[:, 3].astype(np.float64)
+    n = len(energies)
+    tot = np.bincount(event, e, minlength=n)
+    params = GFlashParams(np.zeros(1), np.zeros((1, 4)), np.zeros((1, 2, 2)), np.eye(2)[None] * 1e-3,
+                          np.zeros((1, n_layers, 3)), np.ones(1))
+    params.response[0] = _fit_response(energies, tot / energies)
+    profiles = np.zeros((n, n_layers))
+    np.add.at(profiles, (event, layer), e)
+    frame = type("LayerFrame", (), {"layer_depth": 1.0, "n_layers": n_layers})()
+    params.long_mean[0], params.long_cov[0] = _fit_longitudinal(frame, energies, profiles)
+    # radial: per group of layers, match the energy-weighted pad-distance histogram
+    rng = np.random.default_rng(seed)
+    v = np.clip(rng.random(draws), 1e-12, 1 - 1e-9)
+    unit = np.sqrt(v / (1 - v))
+    ang = rng.uniform(-np.pi, np.pi, draws)
+    oy, oz = rng.uniform(0, cell, draws), rng.uniform(0, cell, draws)
+    dr = np.hypot(dy, dz)
+    groups = np.array_split(np.arange(n_layers), CEPC_LAYER_GROUPS)
+    for members in groups:
+        sel = np.isin(layer, members)
+        target = _cepc_radial_hist(dr[sel], e[sel])
+
+        def loss(th):
+            rc, rt, p = np.exp(th[0]), np.exp(th[1]), 1 / (1 + np.exp(-th[2]))
+            hc = _cepc_radial_hist(_cepc_pad_distance(rc * unit * np.cos(ang), rc * unit * np.sin(ang), oy, oz, cell),
+                                   np.ones(draws))
+            ht = _cepc_radial_hist(_cepc_pad_distance(rt * unit * np.cos(ang), rt * unit * np.sin(ang), oy, oz, cell),
+                                   np.ones(draws))
+            return float(np.sum((np.sqrt(p * hc + (1 - p) * ht) - np.sqrt(target)) ** 2))
+
+        best = minimize(loss, np.array([np.log(4.0), np.log(20.0), 1.0]), method="Nelder-Mead",
+                        options={"maxiter": 250, "xatol": 1e-3, "fatol": 1e-7}).x
+        if best[0] > best[1]:
+            best = np.array([best[1], best[0], -best[2]])
+        params.radial[0, members] = best
+    hits = float(np.diff(offsets).mean())
+    grid = np.geomspace(1e-3, 10.0, 13)
+    errs = []
+    for eps in grid:
+        params.eps[0] = eps
+        out = sample_cepc(params, energies[:100], theta[:100], phi[:100], threshold,
+                          np.random.default_rng(seed), n_spots)
+        errs.append(abs(np.diff(out[1]).mean() - hits))
+    params.eps[0] = grid[int(np.argmin(errs))]
+    out = sample_cepc(params, energies, theta, phi, threshold, np.random.default_rng(seed + 1), n_spots)
+    gen_tot = np.bincount(np.repeat(np.arange(n), np.diff(out[1])), out[0][:, 3], minlength=n)
+    params.response[0, :2] *= float((tot / energies).mean() / max((gen_tot / energies).mean(), 1e-12))
+    return params
+
+
+def sample_cepc(params: GFlashParams, energies, theta_deg, phi_deg, threshold: float,
+                rng: np.random.Generator, n_spots: int):
+    """cepc point clouds: returns (cells (M, 4) float32 x, y, z, E in global mm / MeV, offsets (n+1,))."""
+    radii, cell = _cepc_constants()
+    n_layers = len(radii)
+    energies = np.asarray(energies, dtype=np.float64)
+    theta = np.radians(np.asarray(theta_deg, dtype=np.float64))
+    phi = np.radians(np.asarray(phi_deg, dtype=np.float64))
+    n = len(energies)
+    a, b, c, d = params.response[0]
+    le = np.log(energies)
+    frac = a + b * le + np.sqrt(np.maximum(c ** 2 / energies + d ** 2, 0.0)) * rng.standard_normal(n)
+    e_dep = energies * np.clip(frac, 0.0, None)
+    mean = params.long_mean[0, :, 0] + params.long_mean[0, :, 1] * le[:, None]
+    z = rng.standard_normal((n, 2)) @ np.linalg.cholesky(params.long_cov[0] + 1e-9 * np.eye(2)).T
+    ln_mu, ln_alpha = (mean + z).T
+    alpha = np.maximum(np.exp(ln_alpha), 1.05)
+    mu = np.exp(ln_mu)
+    per = np.clip(np.rint(2.0 * e_dep / threshold), 32, n_spots).astype(np.int64)
+    event = np.repeat(np.arange(n), per)
+    m = len(event)
+    depth = rng.gamma(np.repeat(alpha, per), np.repeat(mu / alpha, per))
+    layer = np.floor(depth).astype(np.int64)
+    inside = layer < n_layers
+    rad = params.radial[0, np.clip(layer, 0, n_layers - 1)]
+    r = radial_draws(rng, m, np.exp(rad[:, 0]), np.exp(rad[:, 1]), 1.0 / (1.0 + np.exp(-rad[:, 2])))
+    ang = rng.uniform(-np.pi, np.pi, m)
+    # pad grids: z edges at multiples of the pad size; r-phi grid offset uniform per shower
+    oy = rng.uniform(0.0, cell, n)
+    lay = np.clip(layer, 0, n_layers - 1)
+    axis_z = radii[lay] / np.tan(theta[event])
+    iy = np.floor((r * np.cos(ang) + oy[event]) / cell).astype(np.int64)
+    iz = np.floor((axis_z + r * np.sin(ang)) / cell).astype(np.int64)
+    keep = inside & (np.abs(iy) < 1000) & (np.abs(iz) < 100000)
+    key = ((event[keep] * n_layers + lay[keep]) * 2000 + (iy[keep] + 1000)) * 200000 + (iz[keep] + 100000)
+    uniq, count = np.unique(key, return_counts=True)
+    ev_u = uniq // (n_layers * 2000 * 200000)
+    hits = np.bincount(ev_u, count, minlength=n)
+    energy = count * (e_dep / np.maximum(hits, 1.0))[ev_u]
+    eps = max(float(params.eps[0]), 1e-9)
+    energy = rng.gamma(energy / eps, 1.0) * eps
+    scale = e_dep / np.maximum(np.bincount(ev_u, energy, minlength=n), 1e-12)
+    energy = energy * scale[ev_u]
+    rest = uniq % (n_layers * 2000 * 200000)
+    lay_u = rest // (2000 * 200000)
+    iy_u = (rest // 200000) % 2000 - 1000
+    iz_u = rest % 200000 - 100000
+    ok = energy >= threshold
+    ev_u, lay_u, iy_u, iz_u, energy = ev_u[ok], lay_u[ok], iy_u[ok], iz_u[ok], energy[ok]
+    rl = radii[lay_u]
+    y = (iy_u + 0.5) * cell - oy[ev_u]
+    zc = (iz_u + 0.5) * cell
+    phi_cell = np.arctan2(y, rl) + phi[ev_u]
+    cells = np.stack([rl * np.cos(phi_cell), rl * np.sin(phi_cell), zc, energy], axis=1).astype(np.float32)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ev_u, minlength=n), out=offsets[1:])
+    return cells, offsets
