@@ -22,9 +22,9 @@ class GFlash(Generator):
     datasets = ("stcf11x11", "bes3-11x11", "darkshine", "calochallenge-2", "calochallenge-3", "cepc")
     description = "GFlash-style parametric shower model fitted to the reference (numpy)"
     presets = {
-        "tiny": {"n_spots": 1000, "draws": 4000, "max_events": 300},
-        "quick": {"n_spots": 4000, "draws": 20000, "max_events": 3000},
-        "full": {"n_spots": 20000, "draws": 60000, "max_events": 20000},
+        "tiny": {"n_spots": 1000, "pointcloud_spots": 5000, "draws": 4000, "max_events": 300},
+        "quick": {"n_spots": 4000, "pointcloud_spots": 20000, "draws": 20000, "max_events": 3000},
+        "full": {"n_spots": 20000, "pointcloud_spots": 50000, "draws": 60000, "max_events": 20000},
     }
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu", **overrides) -> None:
@@ -44,7 +44,7 @@ class GFlash(Generator):
             cells = sub.showers
             self.params = fit_cepc(sub.energies, cells.cells, cells.offsets, sub.conditions["theta"],
                                    sub.conditions["phi"], self.dataset.geometry.threshold,
-                                   int(self.config["n_spots"]), int(self.config["draws"]), self.seed)
+                                   int(self.config["pointcloud_spots"]), int(self.config["draws"]), self.seed)
             return {"events": int(n), "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}
         self.params = fit_gflash(self.dataset.name, self.dataset.geometry, sub.energies, sub.showers,
                                  sub.conditions, int(self.config["n_spots"]), int(self.config["draws"]),
@@ -61,7 +61,7 @@ class GFlash(Generator):
         rng = np.random.default_rng([self.seed, self._calls])
         self._calls += 1
         geometry = self.dataset.geometry
-        spots = int(self.config["n_spots"])
+        spots = int(self.config["n_spots"] if self.frame is not None else self.config["pointcloud_spots"])
         provenance = {"generator": "gflash", "preset": self.preset, "seed": self.seed}
         if self.frame is None:
             missing = [k for k in ("theta", "phi") if k not in conditions]
