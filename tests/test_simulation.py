@@ -163,16 +163,20 @@ def test_embedded_reference(name):
 
 @pytest.mark.parametrize("name", EMBEDDED)
 def test_response_is_linear_within_two_percent(name):
-    """Mean deposited energy in energy bins lies within 2 % of one straight line a E + b."""
+    """Mean deposited energy in four energy bins lies within 2 % of one straight line a E + b
+    (plus two standard errors of each bin mean, for the few hundred events of the sampling
+    calorimeters)."""
     ref = calobench.load(name)
     e, dep = ref.energies, ref.total_energy()
     edges = np.quantile(e, np.linspace(0, 1, 5))
     which = np.clip(np.searchsorted(edges, e, side="right") - 1, 0, 3)
     mean_e = np.array([e[which == k].mean() for k in range(4)])
     mean_dep = np.array([dep[which == k].mean() for k in range(4)])
-    slope, intercept = np.polyfit(mean_e, mean_dep, 1)
+    sem = np.array([dep[which == k].std() / np.sqrt((which == k).sum()) for k in range(4)]) / mean_dep
+    slope, intercept = np.polyfit(mean_e, mean_dep, 1, w=1.0 / np.maximum(sem * mean_dep, 1e-9))
     deviation = np.abs(mean_dep - (slope * mean_e + intercept)) / mean_dep
-    assert deviation.max() < 0.02, deviation
+    assert np.all(deviation < 0.02 + 2 * sem), (deviation, sem)
+    assert slope > 0
 
 
 def test_timing_unknown_is_none():
