@@ -119,9 +119,23 @@ def run_chunk(primaries: Primaries, seed: int) -> tuple[list[np.ndarray], list[n
     return state["index"], state["energy"], np.array(state["ms"])
 
 
+def _silence_stdout() -> None:
+    """Send this worker's stdout (the Geant4 banner and run messages) to /dev/null; errors
+    (G4Exception) still reach stderr."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
 def worker_task(args: tuple) -> tuple:
     """Pool entry point: (chunk, dataset, physics, cut, primaries arrays, seed) -> results."""
     chunk, dataset, physics, cut_mm, arrays, seed = args
+    if not _STATE:
+        _silence_stdout()
     init_worker(dataset, physics, cut_mm)
     index, energy, ms = run_chunk(Primaries.from_arrays(arrays), seed)
     return chunk, index, energy, ms

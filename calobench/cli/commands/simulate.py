@@ -36,10 +36,9 @@ def run(args: argparse.Namespace) -> int:
         else None
     path = simulate(args.dataset, args.n, args.output, particles, args.energy, args.seed, args.workers,
                     args.chunk, args.cut, command=command)
-    from ...simulation.reference_timing import timing_table  # noqa: F401  (keeps the import cheap)
-    import h5py, json
-    with h5py.File(path, "r") as f:
-        prov = json.loads(f.attrs["provenance"])
+    from ...showerfile import open_showers
+
+    prov = open_showers(path, args.dataset).provenance
     console.print(f"wrote {path}: {args.n} events, {prov['physics_list']}, Geant4 "
                   f"{prov['geant4_timing']['mean_ms']:.1f} ms/event")
     return 0
