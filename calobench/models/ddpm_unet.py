@@ -4,9 +4,11 @@ The U-Net generates the normalised hit map (E_cell / E_tot) of the 11x11 crystal
 energy comes from a separate conditional Gaussian-mixture MLP on E_tot / E_inc. Both see the
 dataset's conditions (log E_inc and the rest standardised, the particle type one-hot).
 
-Hit-map encoding: u = log(E_cell / E_tot + eps), scaled to [-1, 1], padded to 12x12 with the
+Hit-map encoding: u = 2 (E_cell / E_tot)^(1/4) - 1 in [-1, 1] (the fourth root spreads the
+small cells without the blow-up of a log), padded to 12x12 with the
 "empty" value -1. The U-Net predicts the noise (epsilon parameterisation) of a cosine-schedule
-DDPM with ``diffusion_steps`` steps (400, as in the seed).
+DDPM with ``diffusion_steps`` steps (400, as in the seed). Sampling uses an exponential moving
+average of the U-Net weights (``ema`` decay), kept as the network ``ema``.
 
 Sampling (config keys, settable at sample time, e.g. ``model.config["sampler"] = "ddim"``):
   sampler: "ancestral" (the DDPM reverse chain) or "ddim" (deterministic DDIM, eta = 0);
@@ -17,6 +19,7 @@ Generated cells below the geometry's readout threshold are set to zero; energies
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +35,14 @@ from .diffusion_common import (ConditionalGMM, batches, condition_features, cond
                                sinusoidal_embedding, train_epochs)
 from .torch_base import TorchGenerator
 
-EPS = 1e-5  # floor of the hit-map fraction before the log
+POWER = 4.0  # hit-map encoding u = 2 (E/E_tot)^(1/POWER) - 1
 SIDE = 11
 PAD = 12
 
 
 def encode_maps(fractions: np.ndarray) -> np.ndarray:
-    """(N, 121) fractions E/E_tot -> (N, 1, 12, 12) in [-1, 1] (padding = -1)."""
-    lo, hi = np.log(EPS), np.log(1.0 + EPS)
-    u = (np.log(np.clip(fractions, 0.0, 1.0) + EPS) - lo) / (hi - lo) * 2.0 - 1.0
+    """(N, 121) fractions E/E_tot -> (N, 1, 12, 12) u = 2 x^(1/4) - 1 in [-1, 1] (padding = -1)."""
+    u = 2.0 * np.clip(fractions, 0.0, 1.0) ** (1.0 / POWER) - 1.0
     out = np.full((len(fractions), 1, PAD, PAD), -1.0, dtype=np.float32)
     out[:, 0, :SIDE, :SIDE] = u.reshape(-1, SIDE, SIDE)
     return out
@@ -48,9 +50,8 @@ def encode_maps(fractions: np.ndarray) -> np.ndarray:
 
 def decode_maps(u: torch.Tensor) -> torch.Tensor:
     """(N, 1, 12, 12) -> (N, 121) non-negative fractions summing to one (where not empty)."""
-    lo, hi = np.log(EPS), np.log(1.0 + EPS)
     u = u[:, 0, :SIDE, :SIDE].reshape(len(u), -1).clamp(-1.0, 1.0)
-    frac = (torch.exp((u + 1.0) / 2.0 * (hi - lo) + lo) - EPS).clamp(min=0.0)
+    frac = ((u + 1.0) / 2.0) ** POWER
     total = frac.sum(1, keepdim=True)
     return torch.where(total > 0, frac / total.clamp(min=1e-12), frac)
 
@@ -166,13 +167,13 @@ class DDPMUNet(TorchGenerator):
     presets = {
         "tiny": {"base": 8, "mults": [1, 2], "blocks": 1, "dropout": 0.0, "diffusion_steps": 50,
                  "epochs": 2, "batch_size": 64, "lr": 2e-3, "gmm_hidden": 16, "gmm_components": 2,
-                 "sampler": "ddim", "sample_steps": 5, "max_train": 2000},
+                 "sampler": "ddim", "sample_steps": 5, "max_train": 2000, "ema": 0.5},
         "quick": {"base": 24, "mults": [1, 2, 2], "blocks": 1, "dropout": 0.0, "diffusion_steps": 400,
-                  "epochs": 8, "batch_size": 128, "lr": 1e-3, "gmm_hidden": 64, "gmm_components": 5,
-                  "sampler": "ddim", "sample_steps": 25, "max_train": 20000},
+                  "epochs": 30, "batch_size": 64, "lr": 2e-3, "gmm_hidden": 64, "gmm_components": 5,
+                  "sampler": "ddim", "sample_steps": 25, "max_train": 4000, "ema": 0.995},
         "full": {"base": 72, "mults": [1, 2, 2], "blocks": 2, "dropout": 0.1, "diffusion_steps": 400,
                  "epochs": 200, "batch_size": 256, "lr": 2e-4, "gmm_hidden": 128, "gmm_components": 8,
-                 "sampler": "ancestral", "sample_steps": 400, "max_train": 0},
+                 "sampler": "ancestral", "sample_steps": 400, "max_train": 0, "ema": 0.9995},
     }
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
@@ -182,12 +183,17 @@ class DDPMUNet(TorchGenerator):
         n_cond = condition_width(self.dataset)
         self.unet = UNet(n_cond, int(cfg["base"]), tuple(int(m) for m in cfg["mults"]), int(cfg["blocks"]),
                          float(cfg["dropout"])).to(self.torch_device)
+        self.ema = copy.deepcopy(self.unet)
+        self.ema.requires_grad_(False)
         self.energy = ConditionalGMM(n_cond, int(cfg["gmm_hidden"]), int(cfg["gmm_components"])).to(self.torch_device)
         alpha_bar = cosine_alphas_bar(int(cfg["diffusion_steps"]))
         self.alpha_bar = torch.tensor(alpha_bar, dtype=torch.float32)
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"unet": self.unet, "energy": self.energy}
+        return {"unet": self.unet, "ema": self.ema, "energy": self.energy}
+
+    def generation_networks(self) -> list[str]:
+        return ["ema", "energy"]
 
     # ---- data ----------------------------------------------------------------------
     def _prepare(self, data: ShowerSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -227,6 +233,8 @@ class DDPMUNet(TorchGenerator):
         alpha_bar = self.alpha_bar.to(self.torch_device)
         steps = len(alpha_bar)
         dev = self.torch_device
+        decay = float(cfg.get("ema", 0.0))
+        self.ema.load_state_dict(self.unet.state_dict())
 
         def losses(x0, c, r, generator):
             t = torch.randint(0, steps, (len(x0),), generator=generator)
@@ -246,6 +254,9 @@ class DDPMUNet(TorchGenerator):
                 torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
                 opt_unet.step()
                 opt_energy.step()
+                with torch.no_grad():
+                    for p_ema, p in zip(self.ema.parameters(), self.unet.parameters()):
+                        p_ema.lerp_(p, 1.0 - decay)
                 total += float(loss.detach()) * len(idx)
                 total_e += float(loss_e.detach()) * len(idx)
                 n += len(idx)
@@ -283,7 +294,7 @@ class DDPMUNet(TorchGenerator):
             ab = alpha_bar[t]
             ab_prev = alpha_bar[prev] if prev >= 0 else torch.tensor(1.0, device=self.torch_device)
             tt = torch.full((len(cond),), t, device=self.torch_device, dtype=torch.long)
-            eps = self.unet(x, tt, cond)
+            eps = self.ema(x, tt, cond)
             x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
             if sampler == "ddim":
@@ -308,7 +319,7 @@ class DDPMUNet(TorchGenerator):
         cond_all = condition_features(self.dataset, energies, conditions, self.extra)
         generator = sample_generator(self.torch_device, self.seed)
         threshold = self.dataset.geometry.threshold
-        self.unet.eval()
+        self.ema.eval()
         self.energy.eval()
         out = np.zeros((len(energies), SIDE * SIDE), dtype=np.float32)
         for start in range(0, len(energies), max(1, int(batch_size))):
