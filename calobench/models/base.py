@@ -13,7 +13,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -45,6 +45,8 @@ class Generator(ABC):
     datasets: ClassVar[tuple[str, ...]] = ()
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     description: ClassVar[str] = ""
+    #: True when generation can run on an accelerator (cuda, mps); numpy models time on cpu only.
+    accelerated: ClassVar[bool] = False
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
                  **overrides: Any) -> None:
@@ -59,6 +61,9 @@ class Generator(ABC):
         self.seed = int(seed)
         self.device = device
         self.config: dict[str, Any] = {**self.presets[preset], **overrides}
+        #: Optional callable(epoch, history) run by ``on_epoch_end``; the runner uses it for
+        #: progress, tests use it to interrupt training. Never saved.
+        self.epoch_callback: Callable[[int, dict], None] | None = None
 
     # ---- the plugin contract ---------------------------------------------------------
     @abstractmethod
@@ -87,6 +92,20 @@ class Generator(ABC):
     def parameter_count(self) -> int:
         """Number of trained parameters used for generation."""
         return int(sum(np.asarray(a).size for a in self.state_arrays().values()))
+
+    def prepare(self, sample: ShowerSet) -> None:
+        """Fit the data-derived constants (normalisation) without training, so that a freshly
+        initialised model can ``sample`` (used by `calobench time`). Default: ``fit`` with 0 epochs;
+        override when that is not cheap."""
+        self.fit(sample, None, epochs=0, progress=False)
+
+    def on_epoch_end(self, epoch: int, history: dict) -> None:
+        """Call after each finished epoch (after writing its checkpoint); runs ``epoch_callback``.
+
+        epoch: number of epochs completed so far (1-based).
+        """
+        if self.epoch_callback is not None:
+            self.epoch_callback(epoch, history)
 
     def to(self, device: str) -> "Generator":
         """Move the model to a device (no-op for numpy models)."""

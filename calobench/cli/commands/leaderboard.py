@@ -1,0 +1,112 @@
+"""`calobench leaderboard show DATASET` / `calobench leaderboard validate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from ..console import console, table
+
+NAME = "leaderboard"
+HELP = "show a dataset's ranked leaderboard, or validate every leaderboard file against the schema"
+ORDER = 40
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["show", "validate"], help="show DATASET, or validate all files")
+    parser.add_argument("dataset", nargs="?", help="dataset name (for show)")
+    parser.add_argument("--leaderboard-dir", default="leaderboards", help="leaderboard folder (default ./leaderboards)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def _fmt(metric: dict | None, digits: int = 4) -> str:
+    if not metric or metric.get("value") is None:
+        return ""
+    v, s = metric["value"], metric.get("std")
+    text = f"{v:.{digits}g}"
+    if s is not None and math.isfinite(s) and s > 0:
+        text += f" ± {s:.2g}"
+    return text
+
+
+def _ms(entry: dict, device: str = "cpu", batch: str = "10000") -> str:
+    t = entry.get("timing", {}).get("devices", {}).get(device, {}).get("batches", {}).get(batch)
+    return "" if not t else f"{t['ms_per_shower']:.3g}"
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ...datasets import dataset_names, get_dataset
+    from ...errors import CalobenchError
+    from ...leaderboard import benchmark_version, published_rows, rank, read_leaderboard
+
+    if not args.dataset:
+        raise CalobenchError(f"leaderboard show: give a dataset name; valid names: {', '.join(dataset_names())}")
+    get_dataset(args.dataset)
+    data = read_leaderboard(args.leaderboard_dir, args.dataset)
+    current = benchmark_version(args.dataset)
+    ranked, others = rank(data["entries"], current)
+    published = published_rows(args.dataset)
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "benchmark_version": current,
+                          "ranked": [{"rank": r, **e} for r, e in ranked], "other_benchmark_versions": others,
+                          "published_reference_rows": published}, indent=2))
+        return 0
+    baseline = next((e for _, e in ranked if e["model"] == "mean-shower"), None)
+    rows = []
+    for r, e in ranked:
+        gain = ""
+        if baseline is not None and e is not baseline:
+            b, m = baseline["metrics"].get("auc_high", {}).get("value"), e["metrics"].get("auc_high", {}).get("value")
+            if b is not None and m is not None:
+                gain = f"{abs(b - 0.5) - abs(m - 0.5):+.3f}"
+        rows.append([r or "-", e["model"], e["family"], e["preset"], e["parameters"], _fmt(e["metrics"].get("auc_high")),
+                     gain, _fmt(e["metrics"].get("sep_etot_einc"), 3), _fmt(e["metrics"].get("fpd"), 3),
+                     _fmt(e["metrics"].get("auc_low")), _ms(e), e["provenance"]["seed"], e["provenance"]["date"][:10]])
+    columns = ["rank", "model", "family", "preset", "params", "AUC high", "vs mean-shower", "sep E_tot/E_inc",
+               "FPD", "AUC low", "ms/shower cpu@10k", "seed", "date"]
+    console.print(table(f"{args.dataset} leaderboard, benchmark {current} "
+                        "(rank: |AUC high - 0.5|, then FPD)", columns, rows))
+    if others:
+        console.print(table("entries of other benchmark versions (not ranked)",
+                            ["model", "preset", "benchmark version", "AUC high", "date"],
+                            [[e["model"], e["preset"], e["benchmark_version"], _fmt(e["metrics"].get("auc_high")),
+                              e["provenance"]["date"][:10]] for e in others]))
+    if published:
+        console.print(table("CaloChallenge 2022 published results on the challenge's own data "
+                            "(reference only, not ranked with the entries above)",
+                            ["model", "params", "AUC high", "AUC low", "FPD", "sep E_tot/E_inc", "ms/shower cpu@10k"],
+                            [[p["model"], p["parameters"] or "", _fmt(p["metrics"]["auc_high"]),
+                              _fmt(p["metrics"]["auc_low"]), _fmt(p["metrics"]["fpd"], 3),
+                              _fmt(p["metrics"]["sep_etot_einc"], 3),
+                              "" if p["timing_ms_per_shower"]["cpu"]["10000"] is None
+                              else f"{p['timing_ms_per_shower']['cpu']['10000']:.3g}"] for p in published]))
+    if not ranked and not others:
+        console.print(f"no entries yet in {args.leaderboard_dir}/{args.dataset}.json "
+                      f"(add one with `calobench run --model M --dataset {args.dataset}`)")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import sys
+
+    from ...leaderboard import validate_directory
+
+    report = validate_directory(args.leaderboard_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    bad = 0
+    for name, problems in report.items():
+        if problems:
+            bad += 1
+            for p in problems:
+                print(f"{args.leaderboard_dir}/{name}: {p}", file=sys.stderr)
+        elif not args.json:
+            console.print(f"{args.leaderboard_dir}/{name}: valid")
+    if not report and not args.json:
+        console.print(f"{args.leaderboard_dir}: no leaderboard files")
+    return 2 if bad else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return _show(args) if args.action == "show" else _validate(args)

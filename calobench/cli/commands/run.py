@@ -1,0 +1,66 @@
+"""`calobench run`: train, generate, evaluate, time and add a leaderboard entry."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from ..console import console, table
+
+NAME = "run"
+HELP = "train a registered model on a dataset, evaluate it on the held-out split, time it, add a leaderboard entry"
+ORDER = 30
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registered model name (see `calobench models`)")
+    parser.add_argument("--dataset", required=True, help="registered dataset name (see `calobench datasets`)")
+    parser.add_argument("--preset", default="quick", help="tiny, quick (default) or full (or a model's own)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="training device (auto: cuda, then mps, then cpu)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice of the model")
+    parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    parser.add_argument("--out", help="run folder (default runs/<dataset>/<model>-<preset>-seed<seed>)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--reference", help="reference shower file instead of the dataset's embedded sample")
+    parser.add_argument("--leaderboard-dir", default="leaderboards", help="leaderboard folder (default ./leaderboards)")
+    parser.add_argument("--no-leaderboard", action="store_true", help="do not add a leaderboard entry")
+    parser.add_argument("--no-timing", action="store_true", help="skip the timing step")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return f"{value:.4g}"
+
+
+def timing_table(timing: dict, title: str):
+    rows = []
+    for device, info in timing["devices"].items():
+        for bs, t in info["batches"].items():
+            rows.append([device, bs, _fmt(t["ms_per_shower"]), _fmt(t["std"]), t["repeats"],
+                         _fmt(1000.0 / t["ms_per_shower"]), _fmt(t.get("speedup_vs_geant4"))])
+    g4 = timing.get("geant4_ms_per_event")
+    title = f"{title} (Geant4: {_fmt(g4)} ms/event)" if g4 else f"{title} (Geant4 time unknown: no speed-up)"
+    return table(title, ["device", "batch", "ms/shower", "+-", "repeats", "showers/s", "speed-up vs Geant4"], rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...runner import RunOptions, run_benchmark
+
+    options = RunOptions(model=args.model, dataset=args.dataset, preset=args.preset, device=args.device,
+                         seed=args.seed, epochs=args.epochs, out=args.out, resume=args.resume,
+                         reference=args.reference,
+                         leaderboard_dir=None if args.no_leaderboard else args.leaderboard_dir,
+                         progress=not args.quiet, timing=not args.no_timing,
+                         command="calobench " + " ".join(sys.argv[1:]))
+    outcome = run_benchmark(options)
+    console.print(outcome.result.table(title=f"{args.model} on {args.dataset} ({args.preset}): test split"))
+    if outcome.timing["devices"]:
+        console.print(timing_table(outcome.timing, f"{args.model} generation time"))
+    where = f"; leaderboard entry {outcome.entry['id']} in {outcome.leaderboard}" if outcome.leaderboard else ""
+    console.print(f"run folder {outcome.out}{where}; seconds: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in outcome.seconds.items()))
+    return 0

@@ -1,0 +1,63 @@
+"""`calobench time`: generation time per shower of a model on every available device (no training)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..console import console
+
+NAME = "time"
+HELP = "time generation (ms per shower at batch 1, 100, 10000) of a fresh or saved model on every device"
+ORDER = 35
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument("--dataset", required=True, help="registered dataset name")
+    parser.add_argument("--preset", default="quick", help="preset of a freshly initialised model (default quick)")
+    parser.add_argument("--load", help="saved model folder (config.json + weights.safetensors), e.g. <run>/model")
+    parser.add_argument("--batch-sizes", default="1,100,10000", help="comma-separated batch sizes")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per batch size at most")
+    parser.add_argument("--budget", type=float, default=15.0, help="seconds per batch size at most")
+    parser.add_argument("--devices", help="comma-separated devices (default: every available one)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...errors import CalobenchError
+    from ...models.registry import check_supported
+    from ...runner import load_reference, split_reference
+    from ...timing import TimingOptions, time_model
+    from .run import timing_table
+
+    cls = check_supported(args.model, args.dataset)
+    try:
+        sizes = tuple(int(s) for s in args.batch_sizes.split(",") if s.strip())
+    except ValueError:
+        raise CalobenchError(f"--batch-sizes: expected integers separated by commas, found {args.batch_sizes!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise CalobenchError(f"--batch-sizes: expected positive integers, found {args.batch_sizes!r}")
+    ref = load_reference(args.dataset)
+    train, _, test = split_reference(ref)
+    if args.load:
+        model = cls.load(args.load)
+        state = "saved"
+        what = f"saved model {args.load}"
+    else:
+        model = cls(args.dataset, args.preset, args.seed, "cpu")
+        # a fresh model still needs its normalisation constants: fit them without training
+        state = "fresh"
+        what = f"freshly initialised {args.preset} model (untrained weights; timing only)"
+        model.prepare(train.slice(0, min(len(train), 512)))
+    devices = args.devices.split(",") if args.devices else None
+    options = TimingOptions(batch_sizes=sizes, repeats=args.repeats, budget_s=args.budget)
+    timing = time_model(model, test.energies, test.conditions, devices=devices, options=options)
+    timing["model_state"] = state
+    if args.json:
+        print(json.dumps({"model": args.model, "dataset": args.dataset, "timed": what, "timing": timing}, indent=2))
+        return 0
+    console.print(f"timing the {what}")
+    console.print(timing_table(timing, f"{args.model} on {args.dataset}: generation time"))
+    return 0

@@ -1,0 +1,120 @@
+"""Building leaderboard entries: benchmark version, provenance, config hash.
+
+The benchmark version names what a number was measured against: the dataset's reference
+version and the version of the metric definitions. Entries of different benchmark
+versions are listed but never ranked together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..datasets import get_dataset
+
+#: Version of the metric definitions used for leaderboard numbers. Taken from
+#: calobench.metrics.METRICS_VERSION when the metrics package defines it.
+DEFAULT_METRICS_VERSION = "1"
+
+
+def metrics_version() -> str:
+    try:
+        from .. import metrics
+    except ImportError:
+        return DEFAULT_METRICS_VERSION
+    return str(getattr(metrics, "METRICS_VERSION", DEFAULT_METRICS_VERSION))
+
+
+def benchmark_version(dataset: str) -> str:
+    """'<dataset>/data-v<dataset version>/metrics-v<metric definitions version>'."""
+    return f"{dataset}/data-v{get_dataset(dataset).version}/metrics-v{metrics_version()}"
+
+
+def config_hash(config: dict) -> str:
+    """16 hex digits of the SHA-256 of the canonical JSON of ``config``."""
+    text = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def git_commit() -> str | None:
+    """The commit of the calobench checkout (None when not run from a git checkout)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out + ("-dirty" if dirty else "")
+
+
+def hardware() -> dict:
+    """CPU, core count, OS, torch version and accelerators of this machine."""
+    info = {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version(),
+            "cpu": _cpu_name(), "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["cuda"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def make_entry(*, model: str, family: str, seed_document: str, preset: str, parameters: int, dataset: str,
+               metrics: dict, timing: dict, seed: int, config: dict, training: dict | None = None,
+               evaluation: dict | None = None, command: str = "", split_seed: int | None = None,
+               reference: str = "") -> dict:
+    """A leaderboard entry (see schema.json). metrics: name -> {value, std[, floor]}."""
+    from .. import __version__
+
+    date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    chash = config_hash({"model": model, "dataset": dataset, "preset": preset, "config": config,
+                         "split_seed": split_seed, "reference": reference})
+    provenance = {"calobench_version": __version__, "git_commit": git_commit(), "config_hash": chash,
+                  "seed": int(seed), "hardware": hardware(), "date": date, "config": config}
+    if split_seed is not None:
+        provenance["split_seed"] = int(split_seed)
+    if reference:
+        provenance["reference"] = reference
+    if command:
+        provenance["command"] = command
+    ident = hashlib.sha256(f"{chash}|{seed}|{date}|{os.getpid()}|{os.urandom(8).hex()}".encode()).hexdigest()[:16]
+    return {
+        "id": ident, "model": model, "family": family, "seed_document": seed_document, "preset": preset,
+        "parameters": int(parameters), "benchmark_version": benchmark_version(dataset),
+        "dataset_version": get_dataset(dataset).version, "metrics_version": metrics_version(),
+        "metrics": {k: {kk: _num(vv) for kk, vv in v.items() if kk in ("value", "std", "floor")}
+                    for k, v in metrics.items()},
+        "timing": timing, "training": training or {}, "evaluation": evaluation or {}, "provenance": provenance,
+    }
+
+
+def _num(value) -> float | None:
+    import math
+
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None

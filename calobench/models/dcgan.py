@@ -1,0 +1,409 @@
+"""dcgan: the STCF ECAL-GAN of seed 001 (conditional DCGAN + pre-trained regressor).
+
+What the seed describes and how it is built here:
+- showers are 11x11 crystal images centred on the hit crystal; the generator, the
+  discriminator and the regressor are convolutional networks, all conditioned on the
+  event's features y (incident energy and the six conditions p, dtheta_mom, dphi_mom,
+  dz_pos, dphi_pos, z for stcf11x11);
+- a regressor is pre-trained on the reference to predict (p, dtheta_mom, dphi_mom) from the
+  image and the position features (dz_pos, dphi_pos, z); the generator loss is
+  ``BCE(D(G(z, y)), real) + lambda * |y_1 - R(G(z, y))|_1`` (seed, "ECAL-GAN" slide);
+- the training is monitored by a chi2 = sum (O_i - E_i)^2 / E_i between the histograms of
+  shower features (E_total, E_3x3, E_5x5, as in the seed's result slides) of generated and
+  reference showers of the validation split; the history records it per epoch and the
+  generator of the epoch with the lowest chi2 is kept (``keep_best``).
+
+Representation: pixel energies are mapped to t = log1p(E / 1 MeV) / L (L = log1p of the largest
+training cell energy). The generator ends in a ReLU in that space, so generated energies
+E = expm1(t * L) are never negative; the geometry's readout threshold is applied at sampling.
+The discriminator sees the image and, in its head, the conditions and the image's
+log(E_tot / E_inc) (so that the response distribution is learned directly).
+Conditions are encoded as log E_inc, standardised continuous conditions and a one-hot
+``particle`` (bes3-11x11).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import CalobenchError
+from ..showerset import ShowerSet
+from .base import load_checkpoint, save_checkpoint
+from .torch_base import TorchGenerator
+
+# dataset -> (regressed conditions, position features given to the regressor)
+REGRESSION = {
+    "stcf11x11": (("p", "dtheta_mom", "dphi_mom"), ("dz_pos", "dphi_pos", "z")),
+    "bes3-11x11": (("px", "py", "pz"), ()),
+}
+SIDE = 11
+
+
+class _Gen(nn.Module):
+    """(noise, condition code) -> (N, 1, 11, 11) image in the t space (>= 0).
+
+    Dense head to a (width, 6, 6) map, a stride-2 transposed convolution to 11x11
+    and a 3x3 convolution to one channel; a final ReLU keeps energies non-negative.
+    """
+
+    def __init__(self, n_noise: int, n_cond: int, width: int, hidden: int) -> None:
+        super().__init__()
+        self.width = width
+        self.head = nn.Sequential(nn.Linear(n_noise + n_cond, hidden), nn.LeakyReLU(0.2),
+                                  nn.Linear(hidden, width * 6 * 6), nn.LeakyReLU(0.2))
+        self.up = nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1)  # 6x6 -> 11x11
+        self.out = nn.Conv2d(width // 2, 1, 3, padding=1)
+
+    def forward(self, noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.head(torch.cat([noise, cond], dim=1)).view(-1, self.width, 6, 6)
+        h = F.leaky_relu(self.up(h.contiguous(memory_format=torch.channels_last)), 0.2)
+        return F.relu(self.out(h)).contiguous()
+
+
+def _encoder(width: int) -> nn.Sequential:
+    """(N, 1, 11, 11) -> (N, 2 * width * 9): two stride-2 convolutions (11 -> 6 -> 3)."""
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+        nn.Flatten(),
+    )
+
+
+class _Disc(nn.Module):
+    """(image, condition code, log E_tot/E_inc) -> real/fake logit."""
+
+    def __init__(self, n_cond: int, width: int, hidden: int) -> None:
+        super().__init__()
+        self.conv = _encoder(width)
+        self.head = nn.Sequential(nn.Linear(2 * width * 9 + n_cond + 1, hidden), nn.LeakyReLU(0.2),
+                                  nn.Linear(hidden, 1))
+
+    def forward(self, image: torch.Tensor, cond: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.conv(image), cond, response[:, None]], dim=1)).squeeze(1)
+
+
+class _Reg(nn.Module):
+    """(image, position features, log E_tot) -> standardised regressed conditions."""
+
+    def __init__(self, n_pos: int, n_out: int, width: int, hidden: int) -> None:
+        super().__init__()
+        self.conv = _encoder(width)
+        self.head = nn.Sequential(nn.Linear(2 * width * 9 + n_pos + 1, hidden), nn.LeakyReLU(0.2),
+                                  nn.Linear(hidden, n_out))
+
+    def forward(self, image: torch.Tensor, pos: torch.Tensor, log_etot: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.conv(image), pos, log_etot[:, None]], dim=1))
+
+
+def chi2_distance(observed: np.ndarray, expected: np.ndarray, bins: int = 30) -> float:
+    """Seed 001's monitoring chi2 = sum (O_i - E_i)^2 / E_i over bins with E_i > 0.
+
+    Histograms on the range of ``expected``; O is scaled to the number of expected entries.
+    """
+    lo, hi = np.quantile(expected, [0.001, 0.999])
+    if not hi > lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    e, _ = np.histogram(np.clip(expected, lo, hi), edges)
+    o, _ = np.histogram(np.clip(observed, lo, hi), edges)
+    o = o * (e.sum() / max(o.sum(), 1))
+    mask = e > 0
+    return float(np.sum((o[mask] - e[mask]) ** 2 / e[mask]) / max(mask.sum(), 1))
+
+
+def image_features(images: np.ndarray) -> dict[str, np.ndarray]:
+    """E_total, E_3x3 and E_5x5 (MeV) of (N, 121) crystal images centred on the hit crystal."""
+    grid = images.reshape(-1, SIDE, SIDE)
+    c = SIDE // 2
+    return {"E_total": grid.sum(axis=(1, 2)), "E_3x3": grid[:, c - 1:c + 2, c - 1:c + 2].sum(axis=(1, 2)),
+            "E_5x5": grid[:, c - 2:c + 3, c - 2:c + 3].sum(axis=(1, 2))}
+
+
+class DCGAN(TorchGenerator):
+    """STCF ECAL-GAN: conditional DCGAN on 11x11 crystal images with an L1 regressor loss."""
+
+    name = "dcgan"
+    family = "gan"
+    seed_document = "001"
+    datasets = ("stcf11x11", "bes3-11x11")
+    presets = {
+        "tiny": {"epochs": 2, "regressor_epochs": 1, "batch_size": 64, "noise": 8, "width": 8, "hidden": 32,
+                 "d_width": 8, "lr": 2e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 2000},
+        "quick": {"epochs": 15, "regressor_epochs": 2, "batch_size": 256, "noise": 16, "width": 12, "hidden": 64,
+                  "d_width": 8, "lr": 2e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 20000},
+        "full": {"epochs": 300, "regressor_epochs": 30, "batch_size": 256, "noise": 32, "width": 64, "hidden": 256,
+                 "d_width": 64, "lr": 1e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 0},
+    }
+    description = "STCF ECAL-GAN (seed 001): conditional DCGAN + pre-trained regressor, chi2 monitoring"
+
+    def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
+                 **overrides: Any) -> None:
+        super().__init__(dataset, preset, seed, device, **overrides)
+        geometry = self.dataset.geometry
+        if geometry.n_cells != SIDE * SIDE:
+            raise CalobenchError(f"model dcgan needs 11x11 images; dataset {dataset} has {geometry.n_cells} cells")
+        self.regressed, self.positions = REGRESSION[self.dataset.name]
+        self.continuous = [c for c in self.dataset.conditions if c != "particle"]
+        self.pdg_codes = self._pdg_codes()
+        n_cond = 1 + len(self.continuous) + len(self.pdg_codes)
+        c = self.config
+        self.gen = _Gen(c["noise"], n_cond, c["width"], c["hidden"])
+        self.disc = _Disc(n_cond, c["d_width"], c["hidden"])
+        self.reg = _Reg(len(self.positions), len(self.regressed), c["d_width"], c["hidden"])
+        for net in self.networks().values():
+            net.to(self.torch_device)
+        self.extra = {}
+
+    def _pdg_codes(self) -> list[int]:
+        if "particle" not in self.dataset.conditions:
+            return []
+        from ..datasets import PDG
+        return [PDG[p] for p in self.dataset.particles]
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"gen": self.gen, "disc": self.disc, "reg": self.reg}
+
+    def generation_networks(self) -> list[str]:
+        return ["gen"]
+
+    # ---- encodings -------------------------------------------------------------------
+    def _fit_normalisation(self, train: ShowerSet) -> None:
+        cond = self._raw_conditions(train.energies, train.conditions)
+        self.extra["cond_mean"] = cond.mean(axis=0)
+        self.extra["cond_std"] = cond.std(axis=0) + 1e-6
+        self.extra["t_scale"] = np.array([math.log1p(float(train.showers.max()))])
+
+    def _raw_conditions(self, energies: np.ndarray, conditions: dict[str, np.ndarray]) -> np.ndarray:
+        cols = [np.log(np.asarray(energies, np.float64))]
+        for name in self.continuous:
+            if name not in conditions:
+                raise CalobenchError(f"model dcgan: condition {name!r} missing; dataset {self.dataset.name} "
+                                     f"needs: {', '.join(self.dataset.conditions)}")
+            values = np.asarray(conditions[name], np.float64)
+            cols.append(np.log(np.abs(values) + 1.0) * np.sign(values) if name in ("p", "E") else values)
+        return np.stack(cols, axis=1)
+
+    def _encode(self, energies: np.ndarray, conditions: dict[str, np.ndarray]) -> torch.Tensor:
+        """(N, k) float32 condition code: standardised continuous columns + one-hot particle."""
+        raw = (self._raw_conditions(energies, conditions) - self.extra["cond_mean"]) / self.extra["cond_std"]
+        parts = [raw]
+        if self.pdg_codes:
+            pdg = np.asarray(conditions["particle"]).astype(np.int64)
+            parts.append((pdg[:, None] == np.array(self.pdg_codes)[None, :]).astype(np.float64))
+        return torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
+
+    def _targets(self, conditions: dict[str, np.ndarray], names: tuple[str, ...], key: str,
+                 fit: bool = False) -> torch.Tensor:
+        if not names:
+            return torch.zeros(len(next(iter(conditions.values()))), 0)
+        values = np.stack([np.asarray(conditions[n], np.float64) for n in names], axis=1)
+        if fit:
+            self.extra[f"{key}_mean"] = values.mean(axis=0)
+            self.extra[f"{key}_std"] = values.std(axis=0) + 1e-6
+        return torch.from_numpy(((values - self.extra[f"{key}_mean"]) / self.extra[f"{key}_std"]).astype(np.float32))
+
+    def _to_t(self, showers: np.ndarray) -> torch.Tensor:
+        t = np.log1p(np.maximum(showers, 0.0)) / float(self.extra["t_scale"][0])
+        return torch.from_numpy(t.astype(np.float32)).view(-1, 1, SIDE, SIDE)
+
+    def _log_response(self, t_images: torch.Tensor, log_e: torch.Tensor) -> torch.Tensor:
+        """log(E_tot / E_inc) of images in t space (differentiable)."""
+        energy = torch.expm1(t_images * float(self.extra["t_scale"][0])).flatten(1).sum(dim=1)
+        return torch.log(energy + 1.0) - log_e
+
+    def prepare(self, sample: ShowerSet) -> None:
+        """Normalisation constants only (no training): enough to time a fresh model."""
+        self._fit_normalisation(sample)
+        self._targets(sample.conditions, self.regressed, "reg", fit=True)
+        self._targets(sample.conditions, self.positions, "pos", fit=True)
+
+    # ---- training ----------------------------------------------------------------------
+    def fit(self, train: ShowerSet, valid: ShowerSet | None = None, *, epochs: int | None = None,
+            checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict:
+        """Pre-train the regressor, then train G and D together; checkpoint after each epoch."""
+        c = self.config
+        epochs = int(c["epochs"] if epochs is None else epochs)
+        if c.get("max_train") and len(train) > c["max_train"]:
+            train = train.slice(0, int(c["max_train"]))
+        self._fit_normalisation(train)
+        images = self._to_t(train.showers)
+        cond = self._encode(train.energies, train.conditions)
+        log_e = torch.from_numpy(np.log(train.energies).astype(np.float32))
+        reg_y = self._targets(train.conditions, self.regressed, "reg", fit=True)
+        reg_pos = self._targets(train.conditions, self.positions, "pos", fit=True)
+        monitor = valid if valid is not None and len(valid) else train.slice(0, min(len(train), 2000))
+        monitor = monitor.slice(0, min(len(monitor), 5000))
+        monitor_features = image_features(monitor.showers)
+
+        opt = {"gen": torch.optim.Adam(self.gen.parameters(), lr=c["lr"], betas=(0.5, 0.999)),
+               "disc": torch.optim.Adam(self.disc.parameters(), lr=c["lr"], betas=(0.5, 0.999)),
+               "reg": torch.optim.Adam(self.reg.parameters(), lr=1e-3)}
+        history: dict = {"regressor_l1": [], "g_loss": [], "d_loss": [], "l1": [], "chi2": [], "best_epoch": 0}
+        start = 0
+        best = {"chi2": math.inf, "state": None}
+        state = load_checkpoint(checkpoint_dir) if (resume and checkpoint_dir) else None
+        if state is not None:
+            self.restore_training_state(state, opt)
+            start, history = int(state["epoch"]), state["history"]
+            best = {"chi2": float(state["user"]["best_chi2"]), "state": state["user"]["best_gen"] or None}
+        n_reg = int(c["regressor_epochs"])
+        total = n_reg + epochs
+        bar = _Progress(progress, total, start)
+        try:
+            self._train_loop(start, total, n_reg, train, images, cond, log_e, reg_pos, reg_y, monitor,
+                             monitor_features, opt, history, best, checkpoint_dir, bar)
+        finally:
+            bar.close()
+        if c.get("keep_best", True) and best["state"]:
+            self.gen.load_state_dict(best["state"])
+        history["epochs"] = epochs
+        return history
+
+    def _train_loop(self, start, total, n_reg, train, images, cond, log_e, reg_pos, reg_y, monitor,
+                    monitor_features, opt, history, best, checkpoint_dir, bar) -> None:
+        dev = self.torch_device
+        batch = int(self.config["batch_size"])
+        for epoch in range(start, total):
+            perm = torch.randperm(len(train), generator=self.rng)
+            if epoch < n_reg:
+                loss = self._regressor_epoch(perm, batch, images, reg_pos, reg_y, opt["reg"], dev)
+                history["regressor_l1"].append(loss)
+            else:
+                g, d, l1 = self._gan_epoch(perm, batch, images, cond, log_e, reg_pos, reg_y, opt, dev)
+                history["g_loss"].append(g)
+                history["d_loss"].append(d)
+                history["l1"].append(l1)
+                chi2 = self._monitor_chi2(monitor, monitor_features)
+                history["chi2"].append(chi2)
+                if chi2["sum"] < best["chi2"]:
+                    best["chi2"] = chi2["sum"]
+                    best["state"] = {k: v.detach().cpu().clone() for k, v in self.gen.state_dict().items()}
+                    history["best_epoch"] = epoch + 1 - n_reg
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, self.training_state(
+                    opt, epoch + 1, history, best_chi2=best["chi2"], best_gen=best["state"] or {}))
+            bar.update(epoch + 1, history)
+            self.on_epoch_end(epoch + 1, history)
+
+    def _regressor_epoch(self, perm, batch, images, pos, target, opt, dev) -> float:
+        self.reg.train()
+        losses = []
+        scale = float(self.extra["t_scale"][0])
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            x = images[idx].to(dev)
+            log_etot = torch.log(torch.expm1(x * scale).flatten(1).sum(1) + 1.0)
+            loss = F.l1_loss(self.reg(x, pos[idx].to(dev), log_etot), target[idx].to(dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return float(np.mean(losses))
+
+    def _gan_epoch(self, perm, batch, images, cond, log_e, pos, target, opt, dev) -> tuple[float, float, float]:
+        c = self.config
+        self.gen.train()
+        self.disc.train()
+        self.reg.eval()
+        for p in self.reg.parameters():
+            p.requires_grad_(False)
+        scale = float(self.extra["t_scale"][0])
+        g_losses, d_losses, l1s = [], [], []
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            x, y, le = images[idx].to(dev), cond[idx].to(dev), log_e[idx].to(dev)
+            noise = torch.randn(len(idx), c["noise"], generator=self.rng).to(dev)
+            fake = self.gen(noise, y)
+            # discriminator
+            real_logit = self.disc(x, y, self._log_response(x, le))
+            fake_logit = self.disc(fake.detach(), y, self._log_response(fake.detach(), le))
+            d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.full_like(real_logit, 0.9)) + \
+                F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+            opt["disc"].zero_grad()
+            d_loss.backward()
+            opt["disc"].step()
+            # generator: adversarial + L1 of the regressed features (seed 001)
+            fake_logit = self.disc(fake, y, self._log_response(fake, le))
+            log_etot = torch.log(torch.expm1(fake * scale).flatten(1).sum(1) + 1.0)
+            l1 = F.l1_loss(self.reg(fake, pos[idx].to(dev), log_etot), target[idx].to(dev))
+            g_loss = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit)) + c["reg_weight"] * l1
+            opt["gen"].zero_grad()
+            g_loss.backward()
+            opt["gen"].step()
+            g_losses.append(g_loss.item())
+            d_losses.append(d_loss.item())
+            l1s.append(l1.item())
+        for p in self.reg.parameters():
+            p.requires_grad_(True)
+        return float(np.mean(g_losses)), float(np.mean(d_losses)), float(np.mean(l1s))
+
+    def _monitor_chi2(self, monitor: ShowerSet, reference: dict[str, np.ndarray]) -> dict:
+        """chi2 per feature (and their sum) of generated vs reference validation showers."""
+        generated = image_features(self.sample(monitor.energies, monitor.conditions).showers)
+        out = {name: chi2_distance(generated[name], reference[name]) for name in reference}
+        out["sum"] = float(sum(out.values()))
+        return out
+
+    # ---- generation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None,
+               batch_size: int = 10000) -> ShowerSet:
+        """One 11x11 shower (MeV, >= 0, readout threshold applied) per incident energy."""
+        if "t_scale" not in self.extra:
+            raise CalobenchError("model dcgan: not fitted (train it or load a saved model)")
+        energies = np.asarray(energies, np.float64).reshape(-1)
+        conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
+        code = self._encode(energies, conditions)
+        self.gen.eval()
+        scale = float(self.extra["t_scale"][0])
+        threshold = float(self.dataset.geometry.threshold)
+        out = np.empty((len(energies), SIDE * SIDE), np.float32)
+        dev = self.torch_device
+        for start in range(0, len(energies), batch_size):
+            y = code[start:start + batch_size].to(dev)
+            noise = torch.randn(len(y), self.config["noise"], generator=self.rng).to(dev)
+            e = torch.expm1(self.gen(noise, y).flatten(1) * scale)
+            e = torch.where(e < threshold, torch.zeros_like(e), e)
+            out[start:start + len(y)] = e.cpu().numpy()
+        return ShowerSet(self.dataset.geometry, energies, out, conditions,
+                         particle=",".join(self.dataset.particles),
+                         provenance={"generator": self.name, "preset": self.preset, "seed": self.seed},
+                         dataset=self.dataset.name)
+
+
+class _Progress:
+    """A rich progress bar over epochs (does nothing when disabled)."""
+
+    def __init__(self, enabled: bool, total: int, start: int) -> None:
+        self.progress = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("dcgan training"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+        self.task = self.progress.add_task("train", total=total, completed=start, info="")
+        self.progress.start()
+
+    def update(self, epoch: int, history: dict) -> None:
+        if self.progress is None:
+            return
+        info = ""
+        if history["chi2"]:
+            info = (f"chi2 {history['chi2'][-1]['sum']:.3g}  G {history['g_loss'][-1]:.3f}  "
+                    f"D {history['d_loss'][-1]:.3f}  L1 {history['l1'][-1]:.3f}")
+        elif history["regressor_l1"]:
+            info = f"regressor L1 {history['regressor_l1'][-1]:.3f}"
+        self.progress.update(self.task, completed=epoch, info=info)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

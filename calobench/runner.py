@@ -1,0 +1,216 @@
+"""`calobench run`: train a registered model, generate, evaluate, time, add a leaderboard entry.
+
+Steps (``run_benchmark``):
+1. the reference (the dataset's embedded sample, or a file) is split into train / validation /
+   test by a fixed seed (SPLIT_SEED, the same for every model, so every model is tested on the
+   same showers) in the fractions SPLIT_FRACTIONS;
+2. the model is trained on train (monitoring on validation) with checkpoints in
+   ``<out>/checkpoint`` after every epoch; ``resume`` continues from there, or reuses the
+   saved model when training had finished;
+3. the trained model is saved to ``<out>/model`` (config.json + weights.safetensors);
+4. one shower is generated per test event (its incident energy and conditions) and written
+   to ``<out>/generated.h5`` in the dataset's layout;
+5. calobench.compare evaluates generated against the test split (``<out>/metrics.json``);
+6. generation is timed on every available device (calobench.timing);
+7. an entry is added to ``<leaderboard_dir>/<dataset>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CalobenchError
+from .models.base import CONFIG_FILE, Generator, write_json_atomic
+from .models.registry import check_supported
+from .showerset import ShowerSet
+from .timing import TimingOptions, time_model
+
+SPLIT_SEED = 20241121
+SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, validation, test
+
+#: compare() options per preset. Leaderboard entries record the options they were measured with.
+EVALUATION = {
+    "tiny": {"metrics": "hist,fpd,cls-high", "repeats": 1, "cls_epochs": 2, "replicas": 4, "cls_hidden": 64,
+             "fpd_min_samples": 200},
+    "quick": {"repeats": 3, "cls_epochs": 30, "replicas": 20},
+    "full": {"repeats": 5, "cls_epochs": 50, "replicas": 20},
+}
+TIMING = {
+    "tiny": TimingOptions(batch_sizes=(1, 100), warmup=1, repeats=2, budget_s=2.0),
+    "quick": TimingOptions(warmup=1, repeats=5, budget_s=15.0),
+    "full": TimingOptions(warmup=2, repeats=10, budget_s=60.0),
+}
+
+
+@dataclass
+class RunOptions:
+    """What to run. reference: a shower file instead of the dataset's embedded sample.
+    out: the run folder (default runs/<dataset>/<model>-<preset>-seed<seed>)."""
+
+    model: str
+    dataset: str
+    preset: str = "quick"
+    device: str = "auto"
+    seed: int = 0
+    epochs: int | None = None
+    out: str | Path | None = None
+    resume: bool = False
+    reference: str | Path | None = None
+    leaderboard_dir: str | Path | None = "leaderboards"
+    progress: bool = True
+    timing: bool = True
+    overrides: dict = field(default_factory=dict)
+    command: str = ""
+
+    def out_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        return Path("runs") / self.dataset / f"{self.model}-{self.preset}-seed{self.seed}"
+
+
+@dataclass
+class RunOutcome:
+    model: Generator
+    history: dict
+    result: object  # calobench.metrics.Result
+    timing: dict
+    entry: dict
+    out: Path
+    leaderboard: Path | None
+    trained: bool
+    seconds: dict
+
+
+def split_indices(n: int, seed: int = SPLIT_SEED,
+                  fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deterministic (train, validation, test) index arrays (each sorted) of ``n`` events."""
+    if n < 3:
+        raise CalobenchError(f"reference sample: {n} events; at least 3 are needed to split train/validation/test")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(fractions[2] * n)))
+    n_valid = max(1, int(round(fractions[1] * n)))
+    test, valid, train = order[:n_test], order[n_test:n_test + n_valid], order[n_test + n_valid:]
+    return np.sort(train), np.sort(valid), np.sort(test)
+
+
+def load_reference(dataset: str, reference: str | Path | None = None) -> ShowerSet:
+    """The dataset's embedded sample, or ``reference`` read as a file of that dataset."""
+    from . import load
+
+    return load(reference if reference is not None else dataset, dataset)
+
+
+def split_reference(ref: ShowerSet) -> tuple[ShowerSet, ShowerSet, ShowerSet]:
+    train, valid, test = split_indices(len(ref))
+    return ref.take(train), ref.take(valid), ref.take(test)
+
+
+def _log(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _check_run_folder(out: Path, info: dict, resume: bool) -> None:
+    path = out / "run.json"
+    if resume and path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise CalobenchError(f"{path}: not valid JSON; remove the folder or run without --resume") from None
+        for key in ("model", "dataset", "preset", "seed", "epochs", "reference", "overrides"):
+            if old.get(key) != info.get(key):
+                raise CalobenchError(f"{path}: key '{key}': --resume needs the same settings; the folder holds "
+                                     f"{old.get(key)!r}, this run asks for {info.get(key)!r}")
+
+
+def run_benchmark(options: RunOptions) -> RunOutcome:
+    """Do every step of `calobench run` (see the module docstring); returns what was produced."""
+    from . import compare, save
+    from .leaderboard import add_entry, make_entry
+
+    cls = check_supported(options.model, options.dataset)
+    if options.preset not in cls.presets:
+        raise CalobenchError(f"model {options.model}: unknown preset {options.preset!r}; "
+                             f"valid presets: {', '.join(cls.presets)}")
+    seconds: dict[str, float] = {}
+    out = options.out_dir()
+    reference_name = str(options.reference) if options.reference is not None else f"embedded:{options.dataset}"
+    info = {"model": options.model, "dataset": options.dataset, "preset": options.preset, "seed": options.seed,
+            "epochs": options.epochs, "reference": reference_name, "overrides": options.overrides}
+    _check_run_folder(out, info, options.resume)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    ref = load_reference(options.dataset, options.reference)
+    train, valid, test = split_reference(ref)
+    seconds["load_split"] = time.perf_counter() - t0
+    _log(options.progress, f"{options.dataset}: {len(train)} train / {len(valid)} validation / {len(test)} test "
+                           f"events (split seed {SPLIT_SEED})")
+
+    model_dir = out / "model"
+    finished = (out / "run.json").exists() and json.loads((out / "run.json").read_text()).get("trained", False)
+    t0 = time.perf_counter()
+    if options.resume and finished and (model_dir / CONFIG_FILE).exists():
+        model = cls.load(model_dir, device=options.device)
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else {}
+        trained = False
+        _log(options.progress, f"resume: training had finished; using the saved model in {model_dir}")
+    else:
+        write_json_atomic(out / "run.json", {**info, "trained": False})
+        model = cls(options.dataset, options.preset, options.seed, options.device, **options.overrides)
+        history = model.fit(train, valid, epochs=options.epochs, checkpoint_dir=out / "checkpoint",
+                            resume=options.resume, progress=options.progress)
+        model.save(model_dir)
+        write_json_atomic(out / "history.json", history)
+        write_json_atomic(out / "run.json", {**info, "trained": True})
+        trained = True
+    seconds["train"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    generated = model.sample(test.energies, test.conditions)
+    seconds["generate"] = time.perf_counter() - t0
+    generated.provenance = {**generated.provenance, "generator": f"calobench run --model {options.model}",
+                            "model": options.model, "preset": options.preset, "seed": options.seed}
+    save(generated, out / "generated.h5")
+
+    t0 = time.perf_counter()
+    evaluation = dict(EVALUATION.get(options.preset, EVALUATION["quick"]))
+    result = compare(generated, test, dataset=options.dataset, seed=options.seed, progress=options.progress,
+                     json_path=out / "metrics.json", **evaluation)
+    seconds["evaluate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    timing_options = TIMING.get(options.preset, TIMING["quick"])
+    timing = time_model(model, test.energies, test.conditions, options=timing_options) if options.timing \
+        else {"geant4_ms_per_event": None, "devices": {}}
+    timing["model_state"] = "trained" if trained else "saved"
+    seconds["timing"] = time.perf_counter() - t0
+
+    config = {**model.config}
+    if options.epochs is not None:
+        config["epochs"] = options.epochs
+    entry = make_entry(
+        model=cls.name, family=cls.family, seed_document=cls.seed_document, preset=options.preset,
+        parameters=model.parameter_count(), dataset=options.dataset, metrics=result.metrics, timing=timing,
+        seed=options.seed, config=config, split_seed=SPLIT_SEED, reference=reference_name,
+        training={"train_events": len(train), "validation_events": len(valid), "seconds": seconds["train"],
+                  "resumed_or_loaded": not trained or options.resume,
+                  **{k: v for k, v in history.items() if k in ("epochs", "best_epoch", "bins")}},
+        evaluation={"test_events": len(test), "compare_options": evaluation, "split_fractions": list(SPLIT_FRACTIONS)},
+        command=options.command,
+    )
+    leaderboard = None
+    if options.leaderboard_dir is not None:
+        leaderboard = add_entry(options.leaderboard_dir, options.dataset, entry)
+    write_json_atomic(out / "entry.json", entry)
+    return RunOutcome(model, history, result, timing, entry, out, leaderboard, trained, seconds)
+
+
+__all__ = ["EVALUATION", "RunOptions", "RunOutcome", "SPLIT_FRACTIONS", "SPLIT_SEED", "TIMING", "load_reference",
+           "run_benchmark", "split_indices", "split_reference"]

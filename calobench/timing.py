@@ -1,0 +1,153 @@
+"""Generation timing: milliseconds per shower at several batch sizes on every available device.
+
+For each device (cpu always; cuda and mps when torch sees them and the model runs on
+accelerators) and each batch size (1, 100, 10000 by default) the model generates showers for
+conditions drawn from a given sample (cycled to the batch size): ``warmup`` untimed calls,
+then timed calls until ``repeats`` calls are done or ``budget_s`` seconds are used (at least
+one timed call). Reported: mean and standard deviation of ms per shower over the timed calls,
+and the speed-up over the dataset's Geant4 time per event (calobench.simulation), when known.
+A timed call includes everything ``sample`` does (noise, network, moving the result to host
+memory, building the ShowerSet), since that is what a user waits for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .models.base import Generator
+
+BATCH_SIZES = (1, 100, 10000)
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """batch_sizes: showers per call. warmup: untimed calls per batch size.
+    repeats: timed calls at most. budget_s: stop timing a batch size after this many seconds."""
+
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    warmup: int = 1
+    repeats: int = 5
+    budget_s: float = 20.0
+
+
+def available_devices() -> list[str]:
+    """'cpu', plus 'cuda' and 'mps' when torch reports them available."""
+    devices = ["cpu"]
+    try:
+        import torch
+    except ImportError:
+        return devices
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def device_name(device: str) -> str:
+    """Human-readable name of a device (CPU model, GPU name)."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    if device == "mps":
+        return "Apple MPS"
+    from .leaderboard.entry import _cpu_name
+
+    return _cpu_name()
+
+
+def geant4_ms(dataset: str) -> float | None:
+    """The dataset's Geant4 ms per event (mean over its reference), or None when unknown."""
+    try:
+        from .simulation import reference_timing
+    except ImportError:
+        return None
+    try:
+        value = reference_timing.geant4_ms_per_event(dataset)
+    except Exception:  # noqa: BLE001 - missing or unreadable timing table: no speed-up
+        return None
+    return None if value is None else float(value)
+
+
+def _synchronise(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+    elif device == "mps":
+        import torch
+
+        torch.mps.synchronize()
+
+
+def _inputs(energies: np.ndarray, conditions: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, dict]:
+    index = np.arange(n) % len(energies)
+    return energies[index], {k: np.asarray(v)[index] for k, v in conditions.items()}
+
+
+def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.ndarray], batch_size: int,
+               device: str, options: TimingOptions = TimingOptions()) -> dict:
+    """Time ``model.sample`` at one batch size on the model's current device.
+
+    Returns {"ms_per_shower": mean, "std": std, "repeats": timed calls, "warmup": untimed calls}.
+    """
+    e, c = _inputs(energies, conditions, batch_size)
+    for _ in range(options.warmup):
+        model.sample(e, c, batch_size=batch_size)
+    _synchronise(device)
+    times = []
+    spent = 0.0
+    while len(times) < max(1, options.repeats) and (not times or spent < options.budget_s):
+        start = time.perf_counter()
+        model.sample(e, c, batch_size=batch_size)
+        _synchronise(device)
+        elapsed = time.perf_counter() - start
+        times.append(elapsed * 1000.0 / batch_size)
+        spent += elapsed
+    values = np.asarray(times)
+    return {"ms_per_shower": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "repeats": int(len(values)), "warmup": int(options.warmup)}
+
+
+def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None,
+               devices: list[str] | None = None, options: TimingOptions = TimingOptions(),
+               progress: bool = False) -> dict:
+    """Time generation on every device; returns the leaderboard's ``timing`` object.
+
+    energies (N,) MeV and conditions {name: (N,)}: the conditions to generate for (cycled).
+    devices: default every available device the model can use (numpy models: cpu only).
+    The model is moved back to its original device afterwards.
+    """
+    import torch
+
+    conditions = conditions or {}
+    energies = np.asarray(energies, np.float64)
+    if devices is None:
+        devices = [d for d in available_devices() if d == "cpu" or model.accelerated]
+    g4 = geant4_ms(model.dataset.name)
+    original = model.device
+    out: dict = {"geant4_ms_per_event": g4, "devices": {}}
+    try:
+        for device in devices:
+            model.to(device)
+            batches = {}
+            for bs in options.batch_sizes:
+                if progress:
+                    print(f"timing {model.name} on {device}, batch {bs}", flush=True)
+                result = time_batch(model, energies, conditions, bs, device, options)
+                result["speedup_vs_geant4"] = (g4 / result["ms_per_shower"]) if g4 else None
+                batches[str(bs)] = result
+            out["devices"][device] = {"device_name": device_name(device),
+                                      "threads": torch.get_num_threads() if device == "cpu" else None,
+                                      "batches": batches}
+    finally:
+        model.to(original)
+    return out
+
+
+__all__ = ["BATCH_SIZES", "TimingOptions", "available_devices", "geant4_ms", "time_batch", "time_model"]
