@@ -101,8 +101,8 @@ def test_window_drops_far_cells_and_counts_them(data):
 
 def test_training_lowers_the_validation_likelihood(trained):
     _, history = trained
-    epochs = history["epochs"]
-    assert len(epochs) == 2
+    epochs = history["per_epoch"]
+    assert history["epochs"] == len(epochs) == 2
     assert epochs[-1]["valid_nll"] < epochs[0]["valid_nll"]
     assert all(np.isfinite(e["loss"]) for e in epochs)
     assert {"nll", "js", "energy", "center", "tail"} <= set(epochs[0])
@@ -165,7 +165,7 @@ def test_resume_ends_with_the_same_weights(data, tmp_path):
         first.fit(train, epochs=2, checkpoint_dir=tmp_path, progress=False)
     second = CellTransformer("cepc", "tiny", seed=2, max_train_showers=16, checkpoint_every=3)
     history = second.fit(train, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False)
-    assert len(history["epochs"]) == 2
+    assert history["epochs"] == len(history["per_epoch"]) == 2
     for key, value in straight.state_arrays().items():
         np.testing.assert_array_equal(value, second.state_arrays()[key], err_msg=key)
 
@@ -181,3 +181,20 @@ def test_bad_inputs_raise_clear_errors(trained, data):
         CellTransformer("cepc", "tiny").sample(np.array([4e4]), {"theta": np.array([90.0]), "phi": np.array([0.0])})
     with pytest.raises(CalobenchError, match="does not support"):
         CellTransformer("stcf11x11", "tiny")
+
+
+def test_cached_generation_steps_match_the_training_pass(trained, data):
+    """The block-local attention with a key/value cache equals the full teacher-forcing pass."""
+    model, _ = trained
+    showers, _ = data
+    tokens, energies, theta, phi = model._encode_set(showers.take(np.arange(2)))
+    batch = model._batch(tokens, energies, theta, phi, np.arange(2))
+    net = model.net.eval()
+    with torch.no_grad():
+        x = net.embed(batch["in_layer"], batch["in_v"], batch["in_u"], batch["feats"], batch["cond"],
+                      batch["position"])
+        full = net.trunk(x)
+        caches = [{} for _ in net.blocks]
+        steps = torch.cat([net.trunk_step(x[:, t:t + 1], caches, t) for t in range(x.shape[1])], dim=1)
+    assert x.shape[1] > 2 * model.config["window"]  # crosses block boundaries
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-4)

@@ -51,15 +51,16 @@ _COMMON: dict[str, Any] = {
     "weight_decay": 0.01,
     "checkpoint_every": 50,     # optimizer steps between checkpoints
     "valid_showers": 32,
+    "steps_per_epoch": 0,       # 0: an epoch is one pass over the training showers
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {**_COMMON, "d_model": 32, "n_layers": 1, "n_heads": 2, "window": 16, "half_window": 12,
              "energy_bins": 24, "max_cells": 400, "epochs": 2, "batch_size": 4, "lr": 3e-3,
              "max_train_showers": 24, "valid_showers": 4, "warmup_steps": 2},
-    "quick": {**_COMMON, "d_model": 64, "n_layers": 2, "n_heads": 4, "window": 64, "half_window": 24,
-              "energy_bins": 48, "max_cells": 3072, "epochs": 2, "batch_size": 8, "lr": 2e-3,
-              "max_train_showers": 600},
+    "quick": {**_COMMON, "d_model": 64, "n_layers": 2, "n_heads": 4, "window": 64, "half_window": 32,
+              "energy_bins": 48, "max_cells": 3072, "epochs": 5, "steps_per_epoch": 60, "batch_size": 8,
+              "lr": 2e-3, "max_train_showers": 2000},
     "full": {**_COMMON, "d_model": 256, "n_layers": 6, "n_heads": 8, "window": 256, "half_window": 32,
              "energy_bins": 64, "max_cells": 3072, "epochs": 60, "batch_size": 32, "lr": 3e-4,
              "max_train_showers": 0, "warmup_steps": 500, "checkpoint_every": 500},
@@ -161,11 +162,11 @@ class CellNet(nn.Module):
         self.blocks = nn.ModuleList([Block(d_model, n_heads, window) for _ in range(n_layers)])
         self.ln_f = nn.LayerNorm(d_model)
         self.head_eos = nn.Linear(d_model, 2)  # [stop hazard, extended (tail) label]
-        self.head_layer = nn.Linear(d_model, n_det_layers)
+        self.head_layer = nn.Linear(d_model, n_det_layers + 1)  # layer step 0..L (BOS: layer + 1)
         self.next_layer = nn.Embedding(n_det_layers, d_model)
-        self.head_v = nn.Sequential(nn.GELU(), nn.Linear(d_model, size))
+        self.head_v = nn.Sequential(nn.GELU(), nn.Linear(d_model, 2 * size))  # [absolute, step]
         self.next_v = nn.Embedding(size, d_model)
-        self.head_u = nn.Sequential(nn.GELU(), nn.Linear(d_model, size))
+        self.head_u = nn.Sequential(nn.GELU(), nn.Linear(d_model, 2 * size))  # [absolute, step]
         self.next_u = nn.Embedding(size, d_model)
         self.head_e = nn.Sequential(nn.GELU(), nn.Linear(d_model, energy_bins))
 
@@ -173,6 +174,30 @@ class CellNet(nn.Module):
         """Token inputs: previous cell (layer, v, u; BOS = n_layers / size), features, condition."""
         return (self.emb_layer(layer) + self.emb_v(v) + self.emb_u(u) + self.features(feats)
                 + self.cond(cond)[:, None, :] + _sinusoid(position, self.d_model))
+
+    @staticmethod
+    def _from_steps(step_logits: torch.Tensor, prev: torch.Tensor, n: int) -> torch.Tensor:
+        """Logits over absolute index 0..n-1 read from logits over steps (index - prev)."""
+        index = torch.arange(n, device=prev.device) - prev[..., None]
+        return torch.gather(step_logits, -1, index.clamp(0, step_logits.shape[-1] - 1))
+
+    def layer_logits(self, h: torch.Tensor, prev_layer: torch.Tensor) -> torch.Tensor:
+        """(..., L) logits of the next layer, parametrised as the step from ``prev_layer`` (BOS: -1)."""
+        return self._from_steps(self.head_layer(h), prev_layer, self.n_det_layers)
+
+    def v_logits(self, h1: torch.Tensor, layer, prev_layer, prev_v) -> torch.Tensor:
+        """(..., S) logits of the pad row: a step from the previous row within a layer, absolute in a new one."""
+        out = self.head_v(h1)
+        absolute, steps = out[..., :self.size], out[..., self.size:]
+        same = (layer == prev_layer)[..., None]
+        return torch.where(same, self._from_steps(steps, prev_v.clamp_max(self.size - 1), self.size), absolute)
+
+    def u_logits(self, h2: torch.Tensor, layer, v, prev_layer, prev_v, prev_u) -> torch.Tensor:
+        """(..., S) logits of the pad column: a step along the same row, absolute on a new row."""
+        out = self.head_u(h2)
+        absolute, steps = out[..., :self.size], out[..., self.size:]
+        same = ((layer == prev_layer) & (v == prev_v))[..., None]
+        return torch.where(same, self._from_steps(steps, prev_u.clamp_max(self.size - 1), self.size), absolute)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -361,11 +386,11 @@ class CellTransformer(TorchGenerator):
                                                   self.n_det_layers)
         layer, v, u = batch["layer"], batch["v"], batch["u"]
         eos_logits = net.head_eos(h)
-        lg_layer = _masked(net.head_layer(h), layer_mask)
+        lg_layer = _masked(net.layer_logits(h, prev_layer), layer_mask)
         h1 = h + net.next_layer(layer)
-        lg_v = _masked(net.head_v(h1), v_mask(layer))
+        lg_v = _masked(net.v_logits(h1, layer, prev_layer, batch["in_v"]), v_mask(layer))
         h2 = h1 + net.next_v(v)
-        lg_u = _masked(net.head_u(h2), u_mask(layer, v))
+        lg_u = _masked(net.u_logits(h2, layer, v, prev_layer, batch["in_v"], batch["in_u"]), u_mask(layer, v))
         h3 = h2 + net.next_u(u)
         lg_e = net.head_e(h3)
         vc = batch["valid_cell"].float()
@@ -420,21 +445,32 @@ class CellTransformer(TorchGenerator):
                       "energy_edges": np.linspace(lo, hi, int(self.config["energy_bins"]) + 1)}
         max_cells = int(self.config["max_cells"])
         keep = tokens.counts <= max_cells
+        with torch.no_grad():  # start the stop hazard at 1 / (mean length), the tail output at its rate
+            mean_len = float(max(1.0, tokens.counts.mean()))
+            self.net.head_eos.bias[0] = -math.log(mean_len)
+            self.net.head_eos.bias[1] = -math.log(max(1.0, mean_len / 20.0))
         info = {"train_showers": int(len(train)), "cells_outside_window_fraction":
                 float(tokens.dropped.sum() / max(1, tokens.dropped.sum() + tokens.counts.sum())),
                 "showers_over_max_cells": int((~keep).sum()), "pad_residual_mm": self.frame.residual}
         return tokens, energies, theta, phi, info
 
     def _batches(self, order_rng: np.random.Generator, counts: np.ndarray, index: np.ndarray) -> list[np.ndarray]:
-        """Length-bucketed batches: shuffle, sort chunks of 8 batches by length, shuffle batches."""
+        """One epoch of length-bucketed batches: shuffle, sort chunks of 8 batches by length,
+        shuffle the batches. With ``steps_per_epoch`` > 0 an epoch is that many batches drawn
+        from as many passes over the data as needed (compute independent of the sample size)."""
         bs = int(self.config["batch_size"])
-        perm = order_rng.permutation(index)
+        steps = int(self.config.get("steps_per_epoch", 0))
+        passes = 1 if steps <= 0 else max(1, math.ceil(steps * bs / max(1, len(index))))
         batches = []
-        for start in range(0, len(perm), 8 * bs):
-            chunk = perm[start:start + 8 * bs]
-            chunk = chunk[np.argsort(counts[chunk], kind="stable")]
-            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
-        return [batches[i] for i in order_rng.permutation(len(batches))]
+        for _ in range(passes):
+            perm = order_rng.permutation(index)
+            part = []
+            for start in range(0, len(perm), 8 * bs):
+                chunk = perm[start:start + 8 * bs]
+                chunk = chunk[np.argsort(counts[chunk], kind="stable")]
+                part += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
+            batches += [part[i] for i in order_rng.permutation(len(part))]
+        return batches if steps <= 0 else batches[:steps]
 
     def fit(self, train: ShowerSet, valid: ShowerSet | None = None, *, epochs: int | None = None,
             checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict:
@@ -457,7 +493,7 @@ class CellTransformer(TorchGenerator):
         warm = int(c["warmup_steps"])
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / max(1, warm)) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
-        history: dict[str, Any] = {**info, "epochs": [], "parameters": self.parameter_count()}
+        history: dict[str, Any] = {**info, "epochs": 0, "per_epoch": [], "parameters": self.parameter_count()}
         epoch0, batch0, step = 0, 0, 0
         state = load_checkpoint(checkpoint_dir) if (resume and checkpoint_dir is not None) else None
         if state is not None:
@@ -499,7 +535,8 @@ class CellTransformer(TorchGenerator):
                 record = {"epoch": epoch + 1, **{k: v / max(1, len(batches)) for k, v in sums.items()}}
                 if valid_data is not None:
                     record["valid_nll"] = self.validation_nll(*valid_data)
-                history["epochs"].append(record)
+                history["per_epoch"].append(record)
+                history["epochs"] = epoch + 1
                 checkpoint(epoch + 1, 0, {})
                 self.on_epoch_end(epoch + 1, history)
         history["seconds"] = history.get("seconds", 0.0) + time.perf_counter() - start_time
@@ -593,11 +630,11 @@ class CellTransformer(TorchGenerator):
             alive &= ~stop
             if not bool(alive.any()):
                 break
-            layer = gumbel_pick(_masked(net.head_layer(h), layer_mask))
+            layer = gumbel_pick(_masked(net.layer_logits(h, pl), layer_mask))
             h1 = h + net.next_layer(layer)
-            v = gumbel_pick(_masked(net.head_v(h1), v_mask(layer)))
+            v = gumbel_pick(_masked(net.v_logits(h1, layer, pl, prev_v), v_mask(layer)))
             h2 = h1 + net.next_v(v)
-            u = gumbel_pick(_masked(net.head_u(h2), u_mask(layer, v)))
+            u = gumbel_pick(_masked(net.u_logits(h2, layer, v, pl, prev_v, prev_u), u_mask(layer, v)))
             h3 = h2 + net.next_u(u)
             e_bin = gumbel_pick(net.head_e(h3))
             log_e = edges[0] + (e_bin.float() + torch.rand(b, generator=gen, device=dev)) * width
