@@ -2,9 +2,11 @@
 
 Following the seed (an LHCb-style GAN):
 - generator (~46k parameters): (noise + conditions) -> Dense(16x4x4) -> reshape (16, 4, 4)
-  -> UpSample x3 -> Conv2D(16, 4x4) -> Conv2D(16, 3x3) x2 -> Conv2D(8, 3x3) -> Conv2D(1, 3x3),
-  ReLU after each; the 11x11 output is the hit map divided by the momentum |p|, so the shower
-  is ReLU(...) x |p| >= 0 MeV.
+  -> UpSample x3 -> Conv2D(16, 4x4) -> Conv2D(16, 3x3) x2 -> Conv2D(8, 3x3) -> Conv2D(1, 3x3);
+  the 11x11 output is the hit map divided by the momentum |p|, so the shower is
+  softplus(...) x |p| >= 0 MeV (cells under the readout threshold read zero at sampling).
+  Deviation from the seed's ReLUs: LeakyReLU(0.2) inside and softplus at the output, because
+  with ReLUs the output units died within a few epochs on the embedded sample (all-zero maps).
 - discriminator: the map normalised by |p| -> Conv2D(32, 2x2) -> Conv2D(16, 3x3) x3, each with
   LeakyReLU and Dropout(0.1) -> AvgPool(2x2) -> flatten -> minibatch discrimination; then
   concatenate(features, minibatch, conditions, energy sum, energy-minus-momentum, sparsity)
@@ -12,7 +14,8 @@ Following the seed (an LHCb-style GAN):
 - regressor: a small CNN trained first on the real showers to reconstruct the observables
   (log E_inc, px, py, pz, E, standardised) from a hit map; frozen, it constrains the generator
   with an MSE term between the observables it reads from generated maps and the requested ones.
-Loss: the original (non-saturating) GAN loss plus ``reg_weight`` x regressor MSE.
+Loss: the original (non-saturating) GAN loss with one-sided label smoothing (real label
+1 - ``label_smoothing``) plus ``reg_weight`` x regressor MSE.
 Conditions: particle (PDG 22, 11, -11, one-hot), px, py, pz, E (MeV) and log E_inc.
 """
 
@@ -34,11 +37,11 @@ class Bes3Generator(nn.Module):
         self.dense = nn.Linear(latent + cond_dim, width * 4 * 4)
         self.convs = nn.Sequential(
             nn.Upsample(scale_factor=3, mode="nearest"),             # 4x4 -> 12x12
-            nn.Conv2d(width, width, 4, padding=1), nn.ReLU(),         # -> 11x11
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 8, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(8, 1, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 4, padding=1), nn.LeakyReLU(0.2),  # -> 11x11
+            nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 8, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(8, 1, 3, padding=1), nn.Softplus(),
         )
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -96,11 +99,11 @@ class Bes3GAN(ConditionalGAN):
     description = "BESIII EMC GAN: 46k-parameter generator, minibatch discrimination, regressor constraint"
     presets = {
         "tiny": {"latent_dim": 16, "width": 8, "epochs": 2, "batch_size": 64, "lr": 1e-3,
-                 "regressor_epochs": 1, "reg_weight": 1.0, "max_train_events": 600},
-        "quick": {"latent_dim": 128, "width": 16, "epochs": 30, "batch_size": 128, "lr": 2e-4,
-                  "regressor_epochs": 5, "reg_weight": 1.0, "max_train_events": 20000},
-        "full": {"latent_dim": 128, "width": 16, "epochs": 300, "batch_size": 256, "lr": 1e-4,
-                 "regressor_epochs": 30, "reg_weight": 1.0, "max_train_events": None},
+                 "regressor_epochs": 1, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": 600},
+        "quick": {"latent_dim": 128, "width": 16, "epochs": 60, "min_steps": 25, "batch_size": 64, "lr": 2e-4,
+                  "regressor_epochs": 10, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": 20000},
+        "full": {"latent_dim": 128, "width": 16, "epochs": 300, "min_steps": 50, "batch_size": 256, "lr": 1e-4,
+                 "regressor_epochs": 30, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": None},
     }
 
     def build(self) -> None:
@@ -163,9 +166,10 @@ class Bes3GAN(ConditionalGAN):
         z = torch.randn(b, self.latent_dim, generator=rng, device=x.device)
         fake = self.generator(z, cond)
         ones, zeros = torch.ones(b, device=x.device), torch.zeros(b, device=x.device)
+        smooth = torch.full((b,), 1.0 - float(self.config["label_smoothing"]), device=x.device)
         d_real = self.discriminator(real, cond, p)
         d_fake = self.discriminator(fake.detach(), cond, p)
-        loss_d = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+        loss_d = F.binary_cross_entropy_with_logits(d_real, smooth) + F.binary_cross_entropy_with_logits(d_fake, zeros)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()

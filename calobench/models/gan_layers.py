@@ -215,8 +215,10 @@ class ConditionalGAN(TorchGenerator):
             history["pretrain"] = self.pretrain(x, cond, energies, rawt, progress)
 
         n = len(x)
-        batch = int(self.config["batch_size"])
-        steps = max(n // batch, 1)
+        batch = min(int(self.config["batch_size"]), n)
+        # an epoch is one pass over the data, but at least ``min_steps`` batches (small samples)
+        steps = max(n // batch, int(self.config.get("min_steps", 1)))
+        passes = -(-steps * batch // n)
         for net in self.networks().values():
             net.train()
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -229,7 +231,8 @@ class ConditionalGAN(TorchGenerator):
                 epoch_seed = self.seed * 1_000_003 + epoch
                 torch.manual_seed(epoch_seed)  # dropout etc.: epoch-deterministic, so resume is exact
                 rng = torch.Generator(device=dev).manual_seed(epoch_seed)
-                perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed)).to(dev)
+                shuffle = torch.Generator().manual_seed(epoch_seed)
+                perm = torch.cat([torch.randperm(n, generator=shuffle) for _ in range(passes)]).to(dev)
                 sums: dict[str, float] = {}
                 for s in range(steps):
                     idx = perm[s * batch:(s + 1) * batch]

@@ -5,8 +5,9 @@ Arjovsky et al. 2017, arXiv:1701.07875). Fully connected generator and critic on
 flattened cell vector, so one design serves crystal grids and CaloChallenge cylinders alike.
 
 Showers live in the network as u = log1p(E / (eps E_inc)) / log1p(1 / eps) (see
-``LogRatioTransform``); the generator ends in a ReLU, so u >= 0 and every generated cell
-energy is >= 0 MeV (exact zeros give realistic sparsity). Conditions: standardised
+``LogRatioTransform``). The generator has a shape head (ReLU, so exact zeros give realistic
+sparsity, normalised to unit sum) and a softplus head for E_tot / E_inc; cells are shape x
+ratio x E_inc >= 0 MeV by construction. Conditions: standardised
 log E_inc, the dataset's standardised conditions and a one-hot particle code. The critic also
 sees log(E_tot / E_inc) computed from its input, which sharpens the energy response.
 """
@@ -30,15 +31,26 @@ def mlp(sizes: list[int], act: type[nn.Module], **kw) -> list[nn.Module]:
 
 
 class Generator(nn.Module):
-    """(z, cond) -> u (B, cells), u in [0, 1]."""
+    """(z, cond) -> u (B, cells) in [0, 1].
 
-    def __init__(self, latent: int, cond_dim: int, hidden: list[int], cells: int) -> None:
+    Two heads: a shower shape (ReLU, normalised to unit sum) and the total energy ratio
+    E_tot / E_inc (softplus); the cells are shape x ratio, so the energy response is learned
+    by one output instead of emerging from thousands of log-space cells.
+    """
+
+    def __init__(self, latent: int, cond_dim: int, hidden: list[int], cells: int,
+                 transform: LogRatioTransform) -> None:
         super().__init__()
+        self.eps, self.scale = transform.eps, transform.scale
         self.body = nn.Sequential(*mlp([latent + cond_dim, *hidden], nn.LeakyReLU, negative_slope=0.2),
-                                  nn.Linear(hidden[-1], cells))
+                                  nn.Linear(hidden[-1], cells + 1))
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.body(torch.cat([z, cond], 1))).clamp_max(1.0)
+        out = self.body(torch.cat([z, cond], 1))
+        shape = torch.expm1(torch.relu(out[:, :-1]).clamp_max(1.0) * self.scale)
+        fraction = shape / shape.sum(1, keepdim=True).clamp_min(1e-12)
+        ratio = nn.functional.softplus(out[:, -1:])
+        return (torch.log1p(fraction * ratio / self.eps) / self.scale).clamp_max(1.0)
 
 
 class Critic(nn.Module):
@@ -66,18 +78,19 @@ class WGANGP(ConditionalGAN):
     presets = {
         "tiny": {"latent_dim": 16, "g_hidden": [64, 64], "c_hidden": [64, 64], "epochs": 8, "batch_size": 32,
                  "n_critic": 2, "gp_weight": 10.0, "lr": 1e-3, "eps": 1e-5, "max_train_events": 512},
-        "quick": {"latent_dim": 64, "g_hidden": [256, 512], "c_hidden": [512, 256], "epochs": 40,
-                  "batch_size": 128, "n_critic": 5, "gp_weight": 10.0, "lr": 2e-4, "eps": 1e-5,
+        "quick": {"latent_dim": 64, "g_hidden": [256, 512], "c_hidden": [512, 256], "epochs": 100,
+                  "min_steps": 25, "batch_size": 64, "n_critic": 5, "gp_weight": 10.0, "lr": 2e-4, "eps": 1e-5,
                   "max_train_events": 20000},
         "full": {"latent_dim": 128, "g_hidden": [512, 1024, 2048], "c_hidden": [2048, 1024, 512],
-                 "epochs": 300, "batch_size": 256, "n_critic": 5, "gp_weight": 10.0, "lr": 1e-4, "eps": 1e-5,
+                 "epochs": 300, "min_steps": 50, "batch_size": 256, "n_critic": 5, "gp_weight": 10.0, "lr": 1e-4, "eps": 1e-5,
                  "max_train_events": None},
     }
 
     def build(self) -> None:
         cells = self.dataset.geometry.n_cells
         self.transform = LogRatioTransform(self.config["eps"])
-        self.generator = Generator(self.latent_dim, self.cond_dim, list(self.config["g_hidden"]), cells)
+        self.generator = Generator(self.latent_dim, self.cond_dim, list(self.config["g_hidden"]), cells,
+                                   self.transform)
         self.critic = Critic(cells, self.cond_dim, list(self.config["c_hidden"]), self.transform)
 
     def networks(self) -> dict[str, nn.Module]:
