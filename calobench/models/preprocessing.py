@@ -220,7 +220,7 @@ class ConditionalVoxelGenerator(TorchGenerator):
                 for name, net in self.networks().items():
                     net.load_state_dict(ckpt["networks"][name])
                 opt.load_state_dict(ckpt["optimizer"])
-                history = {k: list(v) for k, v in ckpt["history"].items()}
+                history = {k: list(v) for k, v in ckpt["history"].items() if isinstance(v, list)}
                 start = int(ckpt["epoch"])
         every = int(cfg.get("checkpoint_every", 1))
         clip = float(cfg.get("grad_clip", 10.0))
@@ -262,6 +262,7 @@ class ConditionalVoxelGenerator(TorchGenerator):
                     })
         for net in self.networks().values():
             net.eval()
+        history["epochs"] = epochs
         return history
 
     @torch.no_grad()

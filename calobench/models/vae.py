@@ -2,14 +2,19 @@
 
 Representation of a shower (E_inc in MeV, cell energies E_i in MeV, E_tot = sum E_i):
   u   = log(E_tot / E_inc), standardised over the training sample;
-  t_i = log(E_i / E_tot + eps), standardised per cell.
+  t_i = log(E_i / E_tot + eps), standardised per cell; eps (unless configured) is half the
+  readout threshold over the median training E_tot, so that an empty cell sits just below a
+  threshold-level hit instead of many orders of magnitude away.
 The encoder maps (t, u, conditions) to a Gaussian latent z; the decoder maps (z, conditions)
 to softmax logits over all cells (the energy fractions f_i, positive and summing to one) and
-to u. A generated shower is E_i = E_inc * exp(u) * f_i: non-negative by construction; cells
+to u, and a noise scale for each (a heteroscedastic Gaussian decoder). Generation draws z from
+N(0, 1) and then t and u from the decoder's Gaussians (which gives the cell-to-cell fluctuations
+and the sparsity of real showers); the drawn log-fractions go through a softmax, so
+f_i > 0 and sum to one. A generated shower is E_i = E_inc * exp(u) * f_i: non-negative by construction; cells
 below the readout threshold are then zeroed, as in the reference, and the survivors of each
 layer rescaled so that the layer keeps its generated energy.
 Conditions: log E_inc plus the dataset's conditions (standardised, particle one-hot).
-Loss: squared error on standardised t and u (Gaussian decoder) + beta * KL(q(z|x) || N(0, 1)).
+Loss: Gaussian negative log-likelihood of standardised t and u + beta * KL(q(z|x) || N(0, 1)).
 """
 
 from __future__ import annotations
@@ -46,11 +51,11 @@ class ConditionalVAE(ConditionalVoxelGenerator):
     description = "Conditional VAE: softmax energy fractions times a learned E_tot/E_inc"
     presets: dict[str, dict[str, Any]] = {
         "tiny": {"hidden": 32, "depth": 2, "latent": 4, "epochs": 3, "batch_size": 64, "lr": 3e-3,
-                 "beta": 0.1, "etot_weight": 10.0, "eps": 1e-6, "checkpoint_every": 1, "grad_clip": 10.0},
+                 "beta": 0.1, "etot_weight": 10.0, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 1, "grad_clip": 10.0},
         "quick": {"hidden": 256, "depth": 2, "latent": 16, "epochs": 60, "batch_size": 128, "lr": 1e-3,
-                  "beta": 0.1, "etot_weight": 10.0, "eps": 1e-6, "checkpoint_every": 5, "grad_clip": 10.0},
+                  "beta": 0.1, "etot_weight": 10.0, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 1, "grad_clip": 10.0},
         "full": {"hidden": 1024, "depth": 3, "latent": 64, "epochs": 400, "batch_size": 256, "lr": 5e-4,
-                 "beta": 0.1, "etot_weight": 10.0, "eps": 1e-6, "checkpoint_every": 10, "grad_clip": 10.0},
+                 "beta": 0.1, "etot_weight": 10.0, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 10, "grad_clip": 10.0},
     }
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
@@ -61,9 +66,9 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         hidden, depth, latent = int(cfg["hidden"]), int(cfg["depth"]), int(cfg["latent"])
         self.latent = latent
         self.encoder_net = mlp(self.n_cells + 1 + k, hidden, depth, 2 * latent).to(self.torch_device)
-        self.decoder_net = mlp(latent + k, hidden, depth, self.n_cells + 1).to(self.torch_device)
+        self.decoder_net = mlp(latent + k, hidden, depth, 2 * self.n_cells + 2).to(self.torch_device)
         self.extra = {"t_mean": np.zeros(self.n_cells), "t_std": np.ones(self.n_cells),
-                      "u_mean": np.zeros(1), "u_std": np.ones(1), **self.encoder.state()}
+                      "u_mean": np.zeros(1), "u_std": np.ones(1), "eps": np.array([1e-6]), **self.encoder.state()}
         self._set_constants()
 
     def networks(self) -> dict[str, nn.Module]:
@@ -93,7 +98,12 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         features = self.features_of(showers, fit)
         x = self.dense_showers(showers).astype(np.float64)
         etot = x.sum(axis=1)
-        eps = float(self.config["eps"])
+        if fit:
+            eps = self.config.get("eps")
+            if eps is None:  # half a threshold-level hit in a median shower
+                eps = 0.5 * self.geometry.threshold / max(float(np.median(etot)), self.geometry.threshold)
+            self.extra["eps"] = np.array([float(np.clip(eps, 1e-8, 1e-2))])
+        eps = self._eps()
         frac = np.divide(x, etot[:, None], out=np.zeros_like(x), where=etot[:, None] > 0)
         t = np.log(frac + eps)
         u = np.log(np.maximum(etot, 1e-3 * self.geometry.threshold) / showers.energies)
@@ -107,9 +117,16 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         return {"t": torch.from_numpy(t.astype(np.float32)), "u": torch.from_numpy(u.astype(np.float32)),
                 "c": torch.from_numpy(features)}
 
-    def _decode(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _eps(self) -> float:
+        return float(np.asarray(self.extra["eps"]).reshape(-1)[0])
+
+    def _decode(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Cell logits (B, cells), their noise sigma (B, cells), u (B,) and its sigma (B,)."""
         out = self.decoder_net(torch.cat([z, c], dim=1))
-        return out[:, :-1], out[:, -1]
+        n = self.n_cells
+        floor = float(self.config["sigma_floor"])
+        sigma = floor + nn.functional.softplus(out[:, n:2 * n + 1] - 1.0)
+        return out[:, :n], sigma[:, :n], out[:, 2 * n + 1], sigma[:, n]
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         t, u, c = batch["t"], batch["u"], batch["c"]
@@ -117,18 +134,24 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         mu, logvar = stats[:, :self.latent], stats[:, self.latent:].clamp(-12.0, 8.0)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * noise
-        logits, u_hat = self._decode(z, c)
-        log_frac = torch.log(torch.softmax(logits, dim=1) + float(self.config["eps"]))
+        logits, sigma, u_hat, sigma_u = self._decode(z, c)
+        log_frac = torch.log(torch.softmax(logits, dim=1) + self._eps())
         t_hat = (log_frac - self._t_mean) / self._t_std
-        recon = ((t_hat - t) ** 2).sum(dim=1) + float(self.config["etot_weight"]) * (u_hat - u) ** 2
+        nll_t = (0.5 * ((t_hat - t) / sigma) ** 2 + torch.log(sigma)).sum(dim=1)
+        nll_u = 0.5 * ((u_hat - u) / sigma_u) ** 2 + torch.log(sigma_u)
         kl = 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(dim=1)
-        return (0.5 * recon + float(self.config["beta"]) * kl).mean() / self.n_cells
+        loss = nll_t + float(self.config["etot_weight"]) * nll_u + float(self.config["beta"]) * kl
+        return loss.mean() / self.n_cells
 
     # ---- generation ---------------------------------------------------------------------
     def generate(self, features: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
         z = torch.randn(features.shape[0], self.latent, device=features.device)
-        logits, u_hat = self._decode(z, features)
-        etot = energies * torch.exp(u_hat * self._u_std + self._u_mean)
-        cells = torch.softmax(logits, dim=1) * etot[:, None]
+        logits, sigma, u_hat, sigma_u = self._decode(z, features)
+        # draw from the Gaussian decoder p(t, u | z) (not its mean): cell fluctuations and sparsity
+        u = u_hat + sigma_u * torch.randn_like(u_hat)
+        log_frac = torch.log(torch.softmax(logits, dim=1) + self._eps())
+        log_frac = log_frac + sigma * self._t_std * torch.randn_like(log_frac)
+        etot = energies * torch.exp(u * self._u_std + self._u_mean)
+        cells = torch.softmax(log_frac, dim=1) * etot[:, None]
         # readout threshold: cells below it are zeroed, each layer keeps its generated energy
         return apply_threshold(cells, self.layer_id.to(cells.device), self.n_layers, self.geometry.threshold)
