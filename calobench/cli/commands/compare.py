@@ -1,0 +1,50 @@
+"""`calobench compare GENERATED REFERENCE`: every metric, a table, JSON and an HTML report."""
+
+from __future__ import annotations
+
+import argparse
+
+from ...errors import CalobenchError
+from ..console import console
+
+NAME = "compare"
+HELP = "evaluate generated showers against reference showers (any two shower files of one geometry)"
+ORDER = 30
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("generated", help="HDF5 file of generated showers (CaloChallenge layout works)")
+    parser.add_argument("reference", help="HDF5 file of reference showers, or a registered dataset name")
+    parser.add_argument("--dataset", help="registered dataset of both files (default: declared or inferred)")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated stages: hist,resolution,fpd,prdc,cls-high,cls-xgb,cls-low "
+                             "(default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="classifier repetitions (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    parser.add_argument("--json", dest="json_path", help="write the result as JSON to this file")
+    parser.add_argument("--report", dest="report_dir", help="write report.html into this folder")
+    parser.add_argument("--max-events", type=int, default=None, help="use the first N events of each file")
+    parser.add_argument("--cls-epochs", type=int, default=50, help="classifier epochs at most (default 50)")
+    parser.add_argument("--cls-max-events", type=int, default=None, help="classifier events per sample at most")
+    parser.add_argument("--cls-hidden", type=int, default=512, help="classifier hidden nodes (default 512)")
+    parser.add_argument("--full", action="store_true", help="print every metric, not only the headline ones")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...metrics.compare import compare
+
+    for flag in ("repeats", "cls_epochs", "max_events", "cls_max_events", "cls_hidden"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise CalobenchError(f"--{flag.replace('_', '-')}: expected a positive number, found {value}")
+    result = compare(args.generated, args.reference, dataset=args.dataset, metrics=args.metrics,
+                     repeats=args.repeats, seed=args.seed, json_path=args.json_path, report_dir=args.report_dir,
+                     progress=not args.quiet, max_events=args.max_events, cls_epochs=args.cls_epochs,
+                     cls_max_events=args.cls_max_events, cls_hidden=args.cls_hidden)
+    console.print(result.table(full=args.full))
+    if args.json_path:
+        console.print(f"JSON: {args.json_path}")
+    if args.report_dir:
+        console.print(f"report: {result.info['report']}")
+    return 0

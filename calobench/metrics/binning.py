@@ -1,0 +1,89 @@
+"""Bin edges of every feature, taken from the reference sample.
+
+CaloChallenge geometries use the challenge's own binning (evaluate_plotting_helper.py):
+E_tot/E_inc 100 bins on [0.5, 1.5]; layer energies 39 log bins from the readout threshold to
+the reference maximum; centres of energy 100 bins on [-30, 30] mm (datasets 2, 3) or
+[-100, 100] / [-500, 500] mm (dataset 1, layers 12 and 13); widths [0, 30] / [0, 100] /
+[0, 400] mm; r centres [0, 42] / [0, 500] / [0, 1500] mm (layers 12-14); r widths [0, 20] /
+[0, 500] / [0, 1500] mm; sparsity 20 bins on [0, 1]; voxel energies 49 log bins from the
+threshold to the reference maximum. Entries outside these edges are dropped, as there.
+Every other feature gets 50 equal bins between the reference's 0.1 % and 99.9 % quantiles
+(values outside are counted in the first / last bin).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry import CYLINDRICAL, Geometry
+
+N_BINS = 50
+
+
+def _ds1(geometry: Geometry) -> bool:
+    return geometry.name.startswith("calochallenge-1")
+
+
+def challenge_edges(geometry: Geometry, name: str, ref_max: float) -> np.ndarray | None:
+    """The challenge's edges for ``name`` (None where the challenge draws no histogram)."""
+    if geometry.kind != CYLINDRICAL:
+        return None
+    thr = geometry.threshold
+    ds1 = _ds1(geometry)
+    layer = int(name.rsplit("_", 1)[1]) if name[-1].isdigit() else None
+
+    def lin(lo, hi, n=101):
+        return np.linspace(lo, hi, n)
+
+    if name == "etot_einc":
+        return lin(0.5, 1.5)
+    if name.startswith("e_layer_"):
+        return np.logspace(np.log10(thr), np.log10(max(ref_max, thr * 1.0001)), 40)
+    if name == "voxel_energy":
+        return np.logspace(np.log10(thr), np.log10(max(ref_max, thr * 1.0001)), 50)
+    if name.startswith("sparsity_"):
+        return np.linspace(0.0, 1.0, 21)
+    if name.startswith(("ec_eta_", "ec_phi_")):
+        return lin(-30, 30) if not ds1 else (lin(-500, 500) if layer in (12, 13) else lin(-100, 100))
+    if name.startswith(("width_eta_", "width_phi_")):
+        return lin(0, 30) if not ds1 else (lin(0, 400) if layer in (12, 13) else lin(0, 100))
+    if name.startswith("ec_r_"):
+        return lin(0, 42) if not ds1 else (lin(0, 1500) if layer in (12, 13, 14) else lin(0, 500))
+    if name.startswith("width_r_"):
+        return lin(0, 20) if not ds1 else (lin(0, 1500) if layer in (12, 13, 14) else lin(0, 500))
+    return None
+
+
+def quantile_edges(values: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """n_bins equal bins between the 0.1 % and 99.9 % quantiles of the finite values."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return np.linspace(0.0, 1.0, n_bins + 1)
+    lo, hi = np.quantile(v, [0.001, 0.999])
+    if hi <= lo:
+        pad = max(abs(lo) * 1e-3, 1e-6)
+        lo, hi = lo - pad, hi + pad
+    return np.linspace(lo, hi, n_bins + 1)
+
+
+def log_edges(lo: float, hi: float, n_bins: int = N_BINS) -> np.ndarray:
+    lo = max(lo, 1e-9)
+    hi = max(hi, lo * 1.0001)
+    return np.logspace(np.log10(lo), np.log10(hi), n_bins + 1)
+
+
+def spectrum_edges(geometry: Geometry, name: str, ref_max: float) -> np.ndarray:
+    """Edges of a per-cell spectrum (energies log-binned from the threshold to the reference
+    maximum; point-cloud profiles on fixed ranges in mm)."""
+    fixed = challenge_edges(geometry, name, ref_max)
+    if fixed is not None:
+        return fixed
+    if name in ("voxel_energy", "cell_energy"):
+        return log_edges(geometry.threshold if geometry.threshold > 0 else 1e-3, ref_max)
+    if name == "profile_long":
+        b = geometry.barrel
+        return np.linspace(0.0, b.outer_radius - b.inner_radius, N_BINS + 1)
+    if name == "profile_radial":
+        return np.linspace(0.0, 150.0, N_BINS + 1)
+    return np.linspace(-100.0, 100.0, N_BINS + 1)

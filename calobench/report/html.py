@@ -1,0 +1,88 @@
+"""Write a self-contained HTML report of a Result (every image embedded as base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+from pathlib import Path
+
+from ..errors import CalobenchError
+
+#: At most this many feature histograms are drawn (headline features first).
+MAX_HISTOGRAMS = 60
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _chosen_features(names: list[str]) -> list[str]:
+    first = [n for n in names if not any(n.startswith(p) for p in
+                                         ("e_layer_", "ec_", "width_", "sparsity_"))]
+    per_layer = [n for n in names if n not in first]
+    room = max(MAX_HISTOGRAMS - len(first), 0)
+    stride = max(1, math.ceil(len(per_layer) / room)) if room else len(per_layer) + 1
+    return first + per_layer[::stride][:room]
+
+
+def write_report(result, out_dir: str | Path) -> Path:
+    """Write ``out_dir/report.html`` (folder created if its parent exists); returns its path."""
+    from ..geometry import get_geometry
+    from . import plots
+
+    out_dir = Path(out_dir)
+    if not out_dir.parent.exists():
+        raise CalobenchError(f"{out_dir}: folder {out_dir.parent} does not exist")
+    out_dir.mkdir(exist_ok=True)
+    plots.use_style()
+    geometry = get_geometry(result.info["geometry"])
+    sections = []
+    rows = []
+    for name, m in result.metrics.items():
+        fmt = lambda v: "" if v is None or not math.isfinite(v) else f"{v:.5g}"  # noqa: E731
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{fmt(m['value'])}</td><td>{fmt(m.get('std'))}</td>"
+                    f"<td>{fmt(m.get('floor'))}</td></tr>")
+    sections.append("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>&plusmn;</th>"
+                    "<th>floor (ref vs ref)</th></tr>" + "".join(rows) + "</table>")
+    images = []
+    if result.averages.get("generated") is not None and geometry.is_voxel:
+        images.append(("Average showers", _png(plots.average_showers(
+            geometry, result.averages["generated"], result.averages["reference"]))))
+    if result.response:
+        fits = {}
+        for label in ("gen", "ref"):
+            fits[label] = {p: result.metrics.get(f"resolution_{p}_{label}", {}).get("value", float("nan"))
+                           for p in ("a", "b", "c")}
+        images.append(("Energy response and resolution", _png(plots.response_resolution(result.response, fits))))
+    for name in _chosen_features(list(result.histograms)):
+        h = result.histograms[name]
+        sep = result.metrics.get(f"sep_{name}", {}).get("value")
+        images.append((name, _png(plots.feature_histogram(name, h["edges"], h["generated"], h["reference"], sep))))
+    sections.append("<h2>Plots</h2>" + "".join(
+        f"<figure><img src='data:image/png;base64,{b64}'/><figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, b64 in images))
+    info = result.info
+    stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['seconds']:.1f}</td><td>{html.escape(v['holds'])}</td></tr>"
+                     for k, v in info.get("stages", {}).items())
+    sections.append("<h2>Stages</h2><table><tr><th>stage</th><th>seconds</th><th>holds</th></tr>"
+                    f"{stages}</table><p>{html.escape('; '.join(info.get('notes', [])))}</p>")
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>calobench compare</title><style>"
+            "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{border:1px solid #ccc;"
+            "padding:2px 8px;text-align:right} figure{display:inline-block;margin:4px} img{max-width:640px}"
+            "</style></head><body>"
+            f"<h1>calobench compare: {html.escape(info['geometry'])}</h1>"
+            f"<p>events: generated {info['events']['generated']}, reference {info['events']['reference']}; "
+            f"seed {info['seed']}</p>" + "".join(sections) + "</body></html>")
+    path = out_dir / "report.html"
+    tmp = out_dir / f".report.html.partial-{os.getpid()}"
+    tmp.write_text(page)
+    os.replace(tmp, path)
+    return path
