@@ -135,11 +135,11 @@ class ScoreSDE(TorchGenerator):
                  "predictor": "reverse-diffusion", "corrector": "langevin", "snr": 0.16, "n_corrector": 1,
                  "sample_steps": 4, "count_hidden": 16, "count_components": 2},
         "quick": {"sde": "ve", "dim": 48, "hidden": 96, "blocks": 2, "heads": 4, "dropout": 0.0,
-                  "epochs": 6, "batch_size": 16, "lr": 1e-3, "max_train": 1500, "sampler": "pc",
+                  "epochs": 4, "min_steps": 1200, "batch_size": 16, "lr": 1e-3, "max_train": 1500, "sampler": "pc",
                   "predictor": "reverse-diffusion", "corrector": "langevin", "snr": 0.16, "n_corrector": 1,
                   "sample_steps": 25, "count_hidden": 64, "count_components": 4},
         "full": {"sde": "ve", "dim": 96, "hidden": 96, "blocks": 6, "heads": 8, "dropout": 0.1,
-                 "epochs": 200, "batch_size": 128, "lr": 3e-4, "max_train": 0, "sampler": "pc",
+                 "epochs": 200, "min_steps": 0, "batch_size": 128, "lr": 3e-4, "max_train": 0, "sampler": "pc",
                  "predictor": "reverse-diffusion", "corrector": "langevin", "snr": 0.16, "n_corrector": 1,
                  "sample_steps": 200, "count_hidden": 128, "count_components": 8},
     }
@@ -264,7 +264,10 @@ class ScoreSDE(TorchGenerator):
         cond_all = torch.from_numpy(condition_features(self.dataset, train.energies, train.conditions, self.extra))
         y_count = torch.from_numpy(((np.log(np.maximum(counts, 1)) - self.extra["count_mean"][0])
                                     / self.extra["count_std"][0]).astype(np.float32))
-        epochs = int(cfg["epochs"] if epochs is None else epochs)
+        if epochs is None:  # the preset's epochs, at least enough for ``min_steps`` optimiser steps
+            per_epoch = math.ceil(len(keep) / int(cfg["batch_size"]))
+            epochs = max(int(cfg["epochs"]), math.ceil(int(cfg.get("min_steps", 0)) / per_epoch))
+        epochs = int(epochs)
         opt_net = torch.optim.Adam(self.net.parameters(), lr=float(cfg["lr"]))
         opt_count = torch.optim.Adam(self.count.parameters(), lr=1e-3)
         dev = self.torch_device
@@ -395,9 +398,11 @@ class ScoreSDE(TorchGenerator):
         cmax = int(self.config.get("max_points", 0)) or int(math.ceil(1.2 * float(self.extra["count_max"][0])))
         feat_mean = torch.as_tensor(self.extra["feat_mean"], dtype=torch.float32, device=self.torch_device)
         feat_std = torch.as_tensor(self.extra["feat_std"], dtype=torch.float32, device=self.torch_device)
+        # showers per network call: batch_size, but at most ``max_batch_points`` padded points
+        chunk = max(1, min(int(batch_size), int(self.config.get("max_batch_points", 200_000)) // cmax))
         parts, all_counts = [], []
-        for start in range(0, len(energies), max(1, int(batch_size))):
-            stop = min(start + int(batch_size), len(energies))
+        for start in range(0, len(energies), chunk):
+            stop = min(start + chunk, len(energies))
             cond = torch.from_numpy(cond_all[start:stop]).to(self.torch_device)
             log_n = self.count.sample(cond, generator) * float(self.extra["count_std"][0]) + float(self.extra["count_mean"][0])
             counts = torch.exp(log_n).round().clamp(1, cmax).long()
