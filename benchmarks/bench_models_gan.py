@@ -2,6 +2,9 @@
 
 Usage: python benchmarks/bench_models_gan.py [--events 10000] [--repeats 3] [--threads N]
        [--preset quick]
+       python benchmarks/bench_models_gan.py --nnls-ablation [--seed 0] [--out runs/nnls-ablation]
+         trains nnls-cgan (quick) on darkshine with and without the NNLS term through the
+         runner (same split, same compare options, no leaderboard entry) and prints both rows.
 
 Generation speed does not depend on the trained weights, so the models are timed freshly
 initialised from their preset (same architecture as after training). Each figure is the best
@@ -41,14 +44,43 @@ def conditions(name: str, energies: np.ndarray, rng: np.random.Generator) -> dic
     return out
 
 
+def nnls_ablation(seed: int, out: str) -> None:
+    """nnls-cgan with nnls_weight = 1 (default) and 0 (plain CGAN) on the darkshine split."""
+    from calobench.runner import RunOptions, run_benchmark
+
+    keys = ["auc_high", "auc_high_xgb", "fpd", "kpd", "sep_etot_einc", "w1_etot_einc", "sep_mean"]
+    rows = []
+    # the NNLS variant is the preset itself and uses the run folder of `calobench run`, so that
+    # `calobench run --model nnls-cgan --dataset darkshine --resume` can reuse its trained model
+    variants = [("NNLS + CGAN", f"runs/darkshine/nnls-cgan-quick-seed{seed}", {}),
+                ("plain CGAN (nnls_weight = 0)", f"{out}/nnls_weight-0", {"nnls_weight": 0.0})]
+    for label, folder, overrides in variants:
+        outcome = run_benchmark(RunOptions(model="nnls-cgan", dataset="darkshine", preset="quick", device="cpu",
+                                           seed=seed, out=folder, leaderboard_dir=None, timing=False,
+                                           progress=False, overrides=overrides, resume=True))
+        m = outcome.result.metrics
+        rows.append((label, {k: (m[k]["value"], m[k].get("std", float("nan"))) for k in keys if k in m}))
+    print("| variant | " + " | ".join(keys) + " |")
+    print("| --- " * (len(keys) + 1) + "|")
+    for label, vals in rows:
+        cells = [f"{vals[k][0]:.4g} ± {vals[k][1]:.2g}" if k in vals else "-" for k in keys]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--preset", default="quick")
+    parser.add_argument("--nnls-ablation", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/nnls-ablation")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.nnls_ablation:
+        nnls_ablation(args.seed, args.out)
+        return
     rng = np.random.default_rng(0)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.events} showers per call, batch 10000")
     print(f"{'model':10s} {'dataset':18s} {'params':>9s} {'showers/s':>11s} {'ms/shower':>10s}")

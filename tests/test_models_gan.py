@@ -75,8 +75,8 @@ def trained(request, tmp_path_factory):
 
 def test_train_save_load_sample(trained):
     cls, name, model, history, folder = trained
-    assert len(history["epochs"]) == model.config["epochs"]
-    assert all(np.isfinite(v) for r in history["epochs"] for v in r.values())
+    assert history["epochs"] == len(history["losses"]) == model.config["epochs"]
+    assert all(np.isfinite(v) for r in history["losses"] for v in r.values())
     e = np.array([100.0, 500.0, 1500.0, 2000.0])
     cond = conditions_at(name, e)
     out = model.sample(e, cond, batch_size=3)  # batching across a remainder
@@ -143,7 +143,7 @@ def test_wgan_fit_is_seeded_and_resume_is_exact(tmp_path):
     again.fit(data, epochs=1, checkpoint_dir=tmp_path, progress=False)
     resumed = WGANGP("stcf11x11", "tiny", seed=2, **opts)
     history = resumed.fit(data, checkpoint_dir=tmp_path, resume=True, progress=False)
-    assert [r["epoch"] for r in history["epochs"]] == [1, 2]
+    assert [r["epoch"] for r in history["losses"]] == [1, 2]
     wf, wr = full.state_arrays(), resumed.state_arrays()
     for k in wf:
         np.testing.assert_array_equal(wf[k], wr[k], err_msg=k)

@@ -194,7 +194,7 @@ class ConditionalGAN(TorchGenerator):
         rawt = {k: v.to(dev) for k, v in self._tensors(raw).items()}
         energies = rawt["E_inc"]
 
-        history: dict[str, Any] = {"epochs": [], "pretrain": {}}
+        history: dict[str, Any] = {"epochs": 0, "losses": [], "pretrain": {}}
         start = 0
         torch.manual_seed(self.seed)
         self.prepare_fit(train, 0)
@@ -241,7 +241,8 @@ class ConditionalGAN(TorchGenerator):
                     for k, v in out.items():
                         sums[k] = sums.get(k, 0.0) + v
                 record = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}}
-                history["epochs"].append(record)
+                history["losses"].append(record)
+                history["epochs"] = epoch + 1
                 bar.update(task, advance=1, description=" ".join(f"{k}={v:.3g}" for k, v in list(record.items())[1:4]))
                 if checkpoint_dir is not None and ((epoch + 1) % self.checkpoint_every == 0 or epoch + 1 == epochs):
                     save_checkpoint(checkpoint_dir, {

@@ -109,7 +109,7 @@ class NNLSCGAN(ConditionalGAN):
     presets = {
         "tiny": {"latent_dim": 16, "width": 16, "epochs": 2, "batch_size": 64, "lr": 1e-3, "eps": 1e-5,
                  "nnls_weight": 1.0, "nnls_knots": 4, "max_train_events": 400},
-        "quick": {"latent_dim": 64, "width": 64, "epochs": 60, "min_steps": 25, "batch_size": 64, "lr": 2e-4, "eps": 1e-5,
+        "quick": {"latent_dim": 64, "width": 32, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4, "eps": 1e-5,
                   "nnls_weight": 1.0, "nnls_knots": 8, "max_train_events": 20000},
         "full": {"latent_dim": 128, "width": 128, "epochs": 200, "min_steps": 50, "batch_size": 256, "lr": 1e-4, "eps": 1e-5,
                  "nnls_weight": 1.0, "nnls_knots": 12, "max_train_events": None},
