@@ -179,18 +179,22 @@ def sample_showers(params: GFlashParams, dataset: str, frame: Frame, energies: n
     inside = cell >= 0
     n_cells = frame.geometry.n_cells
     flat = event[inside] * n_cells + cell[inside]
-    counts = np.bincount(flat, minlength=n * n_cells).reshape(n, n_cells).astype(np.float64)
-    hits = counts.sum(axis=1)
-    showers = counts * (e_dep / np.maximum(hits, 1.0))[:, None]
+    # work on the touched cells only (sparse), then scatter into the dense output
+    counts = np.bincount(flat, minlength=n * n_cells)
+    live = np.flatnonzero(counts)
+    ev = live // n_cells
+    spots_in = counts[live].astype(np.float64)
+    hits = np.bincount(ev, spots_in, minlength=n)
+    energy = spots_in * (e_dep / np.maximum(hits, 1.0))[ev]
     # per-cell sampling fluctuation: Gamma with mean E_cell and variance eps * E_cell
-    eps = params.eps[gi][:, None]
-    live = showers > 0
-    shape = np.where(live, showers / np.maximum(eps, 1e-9), 1.0)
-    noise = rng.gamma(shape, 1.0) * np.maximum(eps, 1e-9)
-    showers = np.where(live, noise, 0.0)
-    showers *= (e_dep / np.maximum(showers.sum(axis=1), 1e-12))[:, None]  # keep the fitted total
-    showers[showers < frame.geometry.threshold] = 0.0
-    return showers.astype(np.float32)
+    eps = np.maximum(params.eps[gi], 1e-9)[ev]
+    energy = rng.gamma(energy / eps, 1.0) * eps
+    total = np.bincount(ev, energy, minlength=n)
+    energy *= (e_dep / np.maximum(total, 1e-12))[ev]  # keep the fitted total
+    energy[energy < frame.geometry.threshold] = 0.0
+    showers = np.zeros(n * n_cells, dtype=np.float32)
+    showers[live] = energy
+    return showers.reshape(n, n_cells)
 
 
 # ---------------------------------------------------------------- fitting
