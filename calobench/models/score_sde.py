@@ -135,7 +135,7 @@ class ScoreSDE(TorchGenerator):
                  "predictor": "reverse-diffusion", "corrector": "langevin", "snr": 0.16, "n_corrector": 1,
                  "sample_steps": 4, "count_hidden": 16, "count_components": 2},
         "quick": {"sde": "ve", "dim": 48, "hidden": 96, "blocks": 2, "heads": 4, "dropout": 0.0,
-                  "epochs": 4, "min_steps": 1200, "batch_size": 16, "lr": 1e-3, "max_train": 1500, "sampler": "pc",
+                  "epochs": 4, "min_steps": 1000, "batch_size": 16, "lr": 1e-3, "max_train": 1500, "sampler": "pc",
                   "predictor": "reverse-diffusion", "corrector": "langevin", "snr": 0.16, "n_corrector": 1,
                   "sample_steps": 25, "count_hidden": 64, "count_components": 4},
         "full": {"sde": "ve", "dim": 96, "hidden": 96, "blocks": 6, "heads": 8, "dropout": 0.1,
