@@ -42,15 +42,24 @@ def synthetic(name: str, n: int, seed: int) -> ShowerSet:
     return ShowerSet(geometry, energies, showers, conditions, ds.particles[0], {}, name)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small networks: one thread is faster and does not fight other processes for cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 CASES = [(ConditionalVAE, "stcf11x11"), (CaloFlow, "stcf11x11")]
 
 
 @pytest.mark.parametrize("cls,name", CASES, ids=["vae", "flow"])
 def test_train_save_load_sample(cls, name, tmp_path):
-    train, test = synthetic(name, 512, 0), synthetic(name, 300, 1)
+    train, test = synthetic(name, 384, 0), synthetic(name, 300, 1)
     model = cls(name, "tiny", seed=3)
-    history = model.fit(train, test, epochs=6, progress=False)
-    assert len(history["train_loss"]) == 6 and history["valid_loss"][-1] is not None
+    history = model.fit(train, test, epochs=5, progress=False)
+    assert len(history["train_loss"]) == 5 and history["valid_loss"][-1] is not None
     assert history["train_loss"][-1] < history["train_loss"][0]
     out = model.sample(test.energies, test.conditions, batch_size=128)
     assert out.showers.shape == (300, 121) and out.showers.dtype == np.float32
@@ -75,7 +84,7 @@ def test_train_save_load_sample(cls, name, tmp_path):
 
 @pytest.mark.parametrize("cls", [ConditionalVAE, CaloFlow], ids=["vae", "flow"])
 def test_same_seed_same_weights_and_exact_resume(cls, tmp_path):
-    train = synthetic("bes3-11x11", 256, 0)
+    train = synthetic("bes3-11x11", 192, 0)
     a = cls("bes3-11x11", "tiny", seed=5)
     a.fit(train, epochs=3, progress=False)
     b = cls("bes3-11x11", "tiny", seed=5)
@@ -112,7 +121,9 @@ def test_flow_layer_variables_round_trip():
     e_inc = torch.from_numpy(rng.uniform(500.0, 1000.0, 20))
     v = model._layer_variables(layers, e_inc)
     back = model._layers_from_variables(v, e_inc)
-    np.testing.assert_allclose(back.numpy(), layers.numpy(), rtol=1e-4)
+    # the inverse is a plain sigmoid (positive by construction): it ignores alpha = 1e-6
+    np.testing.assert_allclose(back.numpy(), layers.numpy(), rtol=1e-3)
+    assert torch.all(model._layers_from_variables(v * 20.0, e_inc) >= 0)
 
 
 def test_apply_threshold_keeps_layer_energy():
@@ -120,7 +131,10 @@ def test_apply_threshold_keeps_layer_energy():
     cells = torch.from_numpy(rng.exponential(1.0, (30, 12)))
     layer_id = torch.arange(12) // 4
     out = apply_threshold(cells, layer_id, 3, threshold=1.0)
-    assert torch.all((out == 0) | (out >= 1.0))
+    # a cell below threshold survives only as the single (hottest) cell of its layer
+    alone = (layer_sums((out > 0).double(), layer_id, 3) == 1)[:, layer_id]
+    assert torch.all((out == 0) | (out >= 1.0) | alone)
+    assert torch.any(out == 0) and torch.any(out >= 1.0)
     torch.testing.assert_close(layer_sums(out, layer_id, 3), layer_sums(cells, layer_id, 3))
 
 

@@ -47,7 +47,7 @@ class CaloFlow(ConditionalVoxelGenerator):
                  "epochs": 3, "batch_size": 64, "lr": 2e-3, "checkpoint_every": 1, "grad_clip": 5.0},
         "quick": {"flow1_transforms": 4, "flow1_hidden": [64, 64], "flow2_transforms": 4,
                   "flow2_hidden": [128, 128], "bins": 8, "passes": 2, "alpha": 1e-6, "noise": 0.5,
-                  "epochs": 40, "batch_size": 128, "lr": 1e-3, "checkpoint_every": 1, "grad_clip": 5.0},
+                  "epochs": 8, "batch_size": 256, "lr": 2e-3, "checkpoint_every": 1, "grad_clip": 5.0},
         "full": {"flow1_transforms": 6, "flow1_hidden": [128, 128], "flow2_transforms": 8,
                  "flow2_hidden": [512, 512], "bins": 8, "passes": 2, "alpha": 1e-6, "noise": 0.5,
                  "epochs": 300, "batch_size": 256, "lr": 5e-4, "checkpoint_every": 10, "grad_clip": 5.0},
@@ -105,9 +105,8 @@ class CaloFlow(ConditionalVoxelGenerator):
         remaining = e_inc * torch.exp(v[:, 0])
         out = []
         for k in range(self.n_layers - 1):
-            part = remaining * torch.sigmoid(v[:, k + 1])
-            out.append(part)
-            remaining = remaining - part
+            out.append(remaining * torch.sigmoid(v[:, k + 1]))
+            remaining = remaining * torch.sigmoid(-v[:, k + 1])
         out.append(remaining)
         return torch.stack(out, dim=1)
 
