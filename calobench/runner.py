@@ -67,6 +67,15 @@ class RunOptions:
     timing: bool = True
     overrides: dict = field(default_factory=dict)
     command: str = ""
+    threads: int | None = None
+
+    def torch_threads(self) -> int | None:
+        """Torch CPU threads for training and evaluation: ``threads``, else 1 for the tiny and
+        quick presets (small batches: a second thread costs more than it gains, and far more on a
+        busy machine), else torch's default (None). Timing always uses torch's default."""
+        if self.threads is not None:
+            return self.threads
+        return 1 if self.preset in ("tiny", "quick") else None
 
     def out_dir(self) -> Path:
         if self.out is not None:
@@ -131,6 +140,19 @@ def _check_run_folder(out: Path, info: dict, resume: bool) -> None:
 
 def run_benchmark(options: RunOptions) -> RunOutcome:
     """Do every step of `calobench run` (see the module docstring); returns what was produced."""
+    import torch
+
+    default_threads = torch.get_num_threads()
+    if options.torch_threads():
+        torch.set_num_threads(options.torch_threads())
+    try:
+        return _run(options, default_threads)
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+def _run(options: RunOptions, default_threads: int) -> RunOutcome:
+    import torch
     from . import compare, save
     from .leaderboard import add_entry, make_entry
 
@@ -186,6 +208,7 @@ def run_benchmark(options: RunOptions) -> RunOutcome:
     seconds["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    torch.set_num_threads(default_threads)
     timing_options = TIMING.get(options.preset, TIMING["quick"])
     timing = time_model(model, test.energies, test.conditions, options=timing_options) if options.timing \
         else {"geant4_ms_per_event": None, "devices": {}}
@@ -200,6 +223,7 @@ def run_benchmark(options: RunOptions) -> RunOutcome:
         parameters=model.parameter_count(), dataset=options.dataset, metrics=result.metrics, timing=timing,
         seed=options.seed, config=config, split_seed=SPLIT_SEED, reference=reference_name,
         training={"train_events": len(train), "validation_events": len(valid), "seconds": seconds["train"],
+                  "torch_threads": options.torch_threads() or default_threads,
                   "resumed_or_loaded": not trained or options.resume,
                   **{k: v for k, v in history.items() if k in ("epochs", "best_epoch", "bins")}},
         evaluation={"test_events": len(test), "compare_options": evaluation, "split_fractions": list(SPLIT_FRACTIONS)},

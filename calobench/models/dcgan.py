@@ -13,11 +13,16 @@ What the seed describes and how it is built here:
   reference showers of the validation split; the history records it per epoch and the
   generator of the epoch with the lowest chi2 is kept (``keep_best``).
 
-Representation: pixel energies are mapped to t = log1p(E / 1 MeV) / L (L = log1p of the largest
-training cell energy). The generator ends in a ReLU in that space, so generated energies
-E = expm1(t * L) are never negative; the geometry's readout threshold is applied at sampling.
-The discriminator sees the image and, in its head, the conditions and the image's
-log(E_tot / E_inc) (so that the response distribution is learned directly).
+Representation: the generator produces the energy of each crystal per unit incident energy as
+``response * softmax(logits)`` (see _Gen), so generated energies are positive by construction
+and the response E_dep / E_inc is one explicit output; the geometry's readout threshold is
+applied (cells below it read zero) in training and at sampling. The discriminator and the
+regressor see images as t = log1p(E / 1 MeV) / L (L = log1p of the largest training cell
+energy) and, in their dense heads, the conditions and log E_tot (so that the response
+distribution is learned directly).
+Training on CPU uses ``train_threads`` torch threads (1 in tiny and quick: the batches are
+small, and on a shared or busy machine a second intra-op thread costs more in
+synchronisation than it gains; 0 keeps torch's default). Generation uses torch's default.
 Conditions are encoded as log E_inc, standardised continuous conditions and a one-hot
 ``particle`` (bes3-11x11).
 """
@@ -47,24 +52,39 @@ SIDE = 11
 
 
 class _Gen(nn.Module):
-    """(noise, condition code) -> (N, 1, 11, 11) image in the t space (>= 0).
+    """(noise, condition code) -> (N, 1, 11, 11) energy per unit incident energy (>= 0).
 
-    Dense head to a (width, 6, 6) map, a stride-2 transposed convolution to 11x11
-    and a 3x3 convolution to one channel; a final ReLU keeps energies non-negative.
+    A dense head maps noise and conditions to a (width, 6, 6) map, a stride-2 transposed
+    convolution brings it to 11x11 and a 3x3 convolution to one channel of logits. The image
+    is ``response * softmax(logits)``: the softmax gives the share of each crystal (positive,
+    summing to one) and a second output of the head the response E_dep / E_inc in (0, 1.5).
     """
 
     def __init__(self, n_noise: int, n_cond: int, width: int, hidden: int) -> None:
         super().__init__()
         self.width = width
-        self.head = nn.Sequential(nn.Linear(n_noise + n_cond, hidden), nn.LeakyReLU(0.2),
-                                  nn.Linear(hidden, width * 6 * 6), nn.LeakyReLU(0.2))
+        self.body = nn.Sequential(nn.Linear(n_noise + n_cond, hidden), nn.LeakyReLU(0.2))
+        self.to_map = nn.Sequential(nn.Linear(hidden, width * 6 * 6), nn.LeakyReLU(0.2))
+        self.to_response = nn.Linear(hidden, 1)
         self.up = nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1)  # 6x6 -> 11x11
         self.out = nn.Conv2d(width // 2, 1, 3, padding=1)
+        #: learned per-crystal offset of the logits, initialised from the training sample's
+        #: mean log share per crystal (so training starts from the average shower shape)
+        self.prior = nn.Parameter(torch.zeros(SIDE * SIDE))
+
+    def init_from_data(self, mean_share: np.ndarray, mean_response: float) -> None:
+        """Start from the average shower: prior = log(mean share), response bias = mean response."""
+        with torch.no_grad():
+            self.prior.copy_(torch.from_numpy(np.log(np.maximum(mean_share, 1e-7)).astype(np.float32)))
+            r = min(max(mean_response / 1.5, 0.01), 0.99)
+            self.to_response.bias.fill_(math.log(r / (1 - r)))
 
     def forward(self, noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        h = self.head(torch.cat([noise, cond], dim=1)).view(-1, self.width, 6, 6)
-        h = F.leaky_relu(self.up(h.contiguous(memory_format=torch.channels_last)), 0.2)
-        return F.relu(self.out(h)).contiguous()
+        h = self.body(torch.cat([noise, cond], dim=1))
+        m = self.to_map(h).view(-1, self.width, 6, 6).contiguous(memory_format=torch.channels_last)
+        logits = self.out(F.leaky_relu(self.up(m), 0.2)).flatten(1) + self.prior
+        response = 1.5 * torch.sigmoid(self.to_response(h))
+        return (response * torch.softmax(logits, dim=1)).view(-1, 1, SIDE, SIDE)
 
 
 def _encoder(width: int) -> nn.Sequential:
@@ -115,15 +135,23 @@ def chi2_distance(observed: np.ndarray, expected: np.ndarray, bins: int = 30) ->
     o, _ = np.histogram(np.clip(observed, lo, hi), edges)
     o = o * (e.sum() / max(o.sum(), 1))
     mask = e > 0
-    return float(np.sum((o[mask] - e[mask]) ** 2 / e[mask]) / max(mask.sum(), 1))
+    return float(np.sum((o[mask] - e[mask]) ** 2 / e[mask]))
 
 
-def image_features(images: np.ndarray) -> dict[str, np.ndarray]:
-    """E_total, E_3x3 and E_5x5 (MeV) of (N, 121) crystal images centred on the hit crystal."""
-    grid = images.reshape(-1, SIDE, SIDE)
+def image_features(images: np.ndarray, energies: np.ndarray) -> dict[str, np.ndarray]:
+    """Monitoring features of (N, 121) crystal images (MeV) centred on the hit crystal.
+
+    The seed's E_total, E_3x3, E_5x5 (MeV), and the ratios E_total/E_inc, E_3x3/E_total,
+    E_5x5/E_total, which do not depend on the incident-energy spectrum.
+    """
+    grid = images.reshape(-1, SIDE, SIDE).astype(np.float64)
     c = SIDE // 2
-    return {"E_total": grid.sum(axis=(1, 2)), "E_3x3": grid[:, c - 1:c + 2, c - 1:c + 2].sum(axis=(1, 2)),
-            "E_5x5": grid[:, c - 2:c + 3, c - 2:c + 3].sum(axis=(1, 2))}
+    total = grid.sum(axis=(1, 2))
+    e3 = grid[:, c - 1:c + 2, c - 1:c + 2].sum(axis=(1, 2))
+    e5 = grid[:, c - 2:c + 3, c - 2:c + 3].sum(axis=(1, 2))
+    safe = np.maximum(total, 1e-9)
+    return {"E_total": total, "E_3x3": e3, "E_5x5": e5, "E_total/E_inc": total / energies,
+            "E_3x3/E_total": e3 / safe, "E_5x5/E_total": e5 / safe}
 
 
 class DCGAN(TorchGenerator):
@@ -134,11 +162,11 @@ class DCGAN(TorchGenerator):
     seed_document = "001"
     datasets = ("stcf11x11", "bes3-11x11")
     presets = {
-        "tiny": {"epochs": 2, "regressor_epochs": 1, "batch_size": 64, "noise": 8, "width": 8, "hidden": 32,
-                 "d_width": 8, "lr": 2e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 2000},
-        "quick": {"epochs": 15, "regressor_epochs": 2, "batch_size": 256, "noise": 16, "width": 12, "hidden": 64,
-                  "d_width": 8, "lr": 2e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 20000},
-        "full": {"epochs": 300, "regressor_epochs": 30, "batch_size": 256, "noise": 32, "width": 64, "hidden": 256,
+        "tiny": {"train_threads": 1, "epochs": 2, "regressor_epochs": 1, "batch_size": 64, "noise": 8, "width": 8, "hidden": 32,
+                 "d_width": 8, "lr": 3e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 2000},
+        "quick": {"train_threads": 1, "epochs": 25, "regressor_epochs": 2, "batch_size": 64, "noise": 16, "width": 12, "hidden": 64,
+                  "d_width": 8, "lr": 3e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 20000},
+        "full": {"train_threads": 0, "epochs": 300, "regressor_epochs": 30, "batch_size": 256, "noise": 32, "width": 64, "hidden": 256,
                  "d_width": 64, "lr": 1e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 0},
     }
     description = "STCF ECAL-GAN (seed 001): conditional DCGAN + pre-trained regressor, chi2 monitoring"
@@ -179,6 +207,10 @@ class DCGAN(TorchGenerator):
         self.extra["cond_mean"] = cond.mean(axis=0)
         self.extra["cond_std"] = cond.std(axis=0) + 1e-6
         self.extra["t_scale"] = np.array([math.log1p(float(train.showers.max()))])
+        showers = np.asarray(train.showers, np.float64)
+        total = showers.sum(axis=1)
+        share = (showers[total > 0] / total[total > 0, None]).mean(axis=0)
+        self.gen.init_from_data(share, float(np.mean(total / train.energies)))
 
     def _raw_conditions(self, energies: np.ndarray, conditions: dict[str, np.ndarray]) -> np.ndarray:
         cols = [np.log(np.asarray(energies, np.float64))]
@@ -213,6 +245,14 @@ class DCGAN(TorchGenerator):
         t = np.log1p(np.maximum(showers, 0.0)) / float(self.extra["t_scale"][0])
         return torch.from_numpy(t.astype(np.float32)).view(-1, 1, SIDE, SIDE)
 
+    def _fake_t(self, fractions: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
+        """Generated (N, 1, 11, 11) fractions -> t space, readout threshold applied.
+
+        Cells below the threshold read zero (their gradient is zero, like a ReLU)."""
+        e = fractions * energies.view(-1, 1, 1, 1)
+        e = e * (e >= float(self.dataset.geometry.threshold))
+        return torch.log1p(e) / float(self.extra["t_scale"][0])
+
     def _log_response(self, t_images: torch.Tensor, log_e: torch.Tensor) -> torch.Tensor:
         """log(E_tot / E_inc) of images in t space (differentiable)."""
         energy = torch.expm1(t_images * float(self.extra["t_scale"][0])).flatten(1).sum(dim=1)
@@ -240,7 +280,7 @@ class DCGAN(TorchGenerator):
         reg_pos = self._targets(train.conditions, self.positions, "pos", fit=True)
         monitor = valid if valid is not None and len(valid) else train.slice(0, min(len(train), 2000))
         monitor = monitor.slice(0, min(len(monitor), 5000))
-        monitor_features = image_features(monitor.showers)
+        monitor_features = image_features(monitor.showers, monitor.energies)
 
         opt = {"gen": torch.optim.Adam(self.gen.parameters(), lr=c["lr"], betas=(0.5, 0.999)),
                "disc": torch.optim.Adam(self.disc.parameters(), lr=c["lr"], betas=(0.5, 0.999)),
@@ -256,11 +296,15 @@ class DCGAN(TorchGenerator):
         n_reg = int(c["regressor_epochs"])
         total = n_reg + epochs
         bar = _Progress(progress, total, start)
+        threads = torch.get_num_threads()
+        if c.get("train_threads"):
+            torch.set_num_threads(int(c["train_threads"]))
         try:
             self._train_loop(start, total, n_reg, train, images, cond, log_e, reg_pos, reg_y, monitor,
                              monitor_features, opt, history, best, checkpoint_dir, bar)
         finally:
             bar.close()
+            torch.set_num_threads(threads)
         if c.get("keep_best", True) and best["state"]:
             self.gen.load_state_dict(best["state"])
         history["epochs"] = epochs
@@ -320,7 +364,7 @@ class DCGAN(TorchGenerator):
             idx = perm[i:i + batch]
             x, y, le = images[idx].to(dev), cond[idx].to(dev), log_e[idx].to(dev)
             noise = torch.randn(len(idx), c["noise"], generator=self.rng).to(dev)
-            fake = self.gen(noise, y)
+            fake = self._fake_t(self.gen(noise, y), torch.exp(le))
             # discriminator
             real_logit = self.disc(x, y, self._log_response(x, le))
             fake_logit = self.disc(fake.detach(), y, self._log_response(fake.detach(), le))
@@ -346,13 +390,13 @@ class DCGAN(TorchGenerator):
 
     def _monitor_chi2(self, monitor: ShowerSet, reference: dict[str, np.ndarray]) -> dict:
         """chi2 per feature (and their sum) of generated vs reference validation showers."""
-        generated = image_features(self.sample(monitor.energies, monitor.conditions).showers)
+        generated = image_features(self.sample(monitor.energies, monitor.conditions).showers, monitor.energies)
         out = {name: chi2_distance(generated[name], reference[name]) for name in reference}
         out["sum"] = float(sum(out.values()))
         return out
 
     # ---- generation ---------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None,
                batch_size: int = 10000) -> ShowerSet:
         """One 11x11 shower (MeV, >= 0, readout threshold applied) per incident energy."""
@@ -362,14 +406,14 @@ class DCGAN(TorchGenerator):
         conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
         code = self._encode(energies, conditions)
         self.gen.eval()
-        scale = float(self.extra["t_scale"][0])
         threshold = float(self.dataset.geometry.threshold)
         out = np.empty((len(energies), SIDE * SIDE), np.float32)
         dev = self.torch_device
         for start in range(0, len(energies), batch_size):
             y = code[start:start + batch_size].to(dev)
             noise = torch.randn(len(y), self.config["noise"], generator=self.rng).to(dev)
-            e = torch.expm1(self.gen(noise, y).flatten(1) * scale)
+            e = self.gen(noise, y).flatten(1) * torch.from_numpy(
+                energies[start:start + len(y)].astype(np.float32)).to(dev)[:, None]
             e = torch.where(e < threshold, torch.zeros_like(e), e)
             out[start:start + len(y)] = e.cpu().numpy()
         return ShowerSet(self.dataset.geometry, energies, out, conditions,

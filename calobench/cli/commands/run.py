@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leaderboard-dir", default="leaderboards", help="leaderboard folder (default ./leaderboards)")
     parser.add_argument("--no-leaderboard", action="store_true", help="do not add a leaderboard entry")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing step")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads for training and evaluation (default: 1 for tiny and quick, "
+                             "torch's default for full; timing always uses torch's default)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
                          reference=args.reference,
                          leaderboard_dir=None if args.no_leaderboard else args.leaderboard_dir,
                          progress=not args.quiet, timing=not args.no_timing,
-                         command="calobench " + " ".join(sys.argv[1:]))
+                         command="calobench " + " ".join(sys.argv[1:]), threads=args.threads)
     outcome = run_benchmark(options)
     console.print(outcome.result.table(title=f"{args.model} on {args.dataset} ({args.preset}): test split"))
     if outcome.timing["devices"]:

@@ -1,0 +1,40 @@
+"""Generation throughput benchmarks (pytest-benchmark): `pytest benchmarks/ --benchmark-only`.
+
+- dcgan (quick architecture) at batch 10000 on CPU: target at least 100 000 showers/s on a
+  2-core CPU (the seed-001 11x11 GAN; speed does not depend on the trained weights, so the
+  model is freshly initialised and only its normalisation is fitted on the embedded sample);
+- mean-shower at batch 10000 on CPU (the floor of any generator's cost).
+
+Light settings: 3 timed rounds after 1 warm-up round. The showers/s figure is stored in each
+benchmark's extra_info (see --benchmark-json).
+"""
+
+from __future__ import annotations
+
+from calobench.models.dcgan import DCGAN
+from calobench.models.mean_shower import MeanShower
+
+BATCH = 10000
+
+
+def _run(benchmark, model, energies, conditions):
+    result = benchmark.pedantic(model.sample, args=(energies, conditions), kwargs={"batch_size": BATCH},
+                                rounds=3, iterations=1, warmup_rounds=1)
+    assert len(result) == BATCH
+    benchmark.extra_info["batch_size"] = BATCH
+    benchmark.extra_info["showers_per_s"] = BATCH / benchmark.stats.stats.mean
+    benchmark.extra_info["ms_per_shower"] = 1000.0 * benchmark.stats.stats.mean / BATCH
+
+
+def test_dcgan_generation_batch_10000_cpu(benchmark, stcf_generation_inputs):
+    fit_sample, energies, conds = stcf_generation_inputs
+    model = DCGAN("stcf11x11", "quick", seed=0, device="cpu")
+    model.prepare(fit_sample)
+    _run(benchmark, model, energies, conds)
+
+
+def test_mean_shower_generation_batch_10000_cpu(benchmark, stcf_generation_inputs):
+    fit_sample, energies, conds = stcf_generation_inputs
+    model = MeanShower("stcf11x11", "quick")
+    model.fit(fit_sample)
+    _run(benchmark, model, energies, conds)

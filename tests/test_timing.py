@@ -1,0 +1,86 @@
+"""Timing: ms per shower per batch size and device, speed-up over Geant4, `calobench time`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import calobench
+from calobench.cli import main
+from calobench.models.mean_shower import MeanShower
+from calobench.timing import TimingOptions, available_devices, geant4_ms, time_batch, time_model
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    ref = calobench.load("stcf11x11").slice(0, 300)
+    model = MeanShower("stcf11x11", "tiny")
+    model.fit(ref)
+    return model, ref
+
+
+def test_time_batch_counts_repeats_and_is_positive(fitted):
+    model, ref = fitted
+    out = time_batch(model, ref.energies, ref.conditions, 50, "cpu", TimingOptions(warmup=1, repeats=4, budget_s=60))
+    assert out["repeats"] == 4 and out["warmup"] == 1
+    assert out["ms_per_shower"] > 0 and out["std"] >= 0
+    # a budget of zero still gives one timed call
+    out = time_batch(model, ref.energies, ref.conditions, 10, "cpu", TimingOptions(warmup=0, repeats=5, budget_s=0))
+    assert out["repeats"] == 1 and out["std"] == 0.0
+
+
+def test_time_model_devices_and_speedup(fitted):
+    model, ref = fitted
+    timing = time_model(model, ref.energies, ref.conditions,
+                        options=TimingOptions(batch_sizes=(1, 100), warmup=0, repeats=2, budget_s=5))
+    assert list(timing["devices"]) == ["cpu"]  # a numpy model is timed on cpu only
+    g4 = timing["geant4_ms_per_event"]
+    assert g4 == geant4_ms("stcf11x11")
+    for bs in ("1", "100"):
+        t = timing["devices"]["cpu"]["batches"][bs]
+        if g4 is None:
+            assert t["speedup_vs_geant4"] is None
+        else:
+            assert t["speedup_vs_geant4"] == pytest.approx(g4 / t["ms_per_shower"])
+    assert "cpu" in available_devices()
+
+
+def test_geant4_time_absent_is_none():
+    # no embedded sample (hence no Geant4 timing) for the CaloChallenge dataset 1
+    assert geant4_ms("calochallenge-1-photons") is None
+    value = geant4_ms("stcf11x11")
+    assert value is None or value > 0
+
+
+def test_torch_model_timed_on_every_available_device():
+    from calobench.models.dcgan import DCGAN
+
+    ref = calobench.load("stcf11x11").slice(0, 200)
+    model = DCGAN("stcf11x11", "tiny")
+    model.prepare(ref)
+    timing = time_model(model, ref.energies, ref.conditions,
+                        options=TimingOptions(batch_sizes=(3,), warmup=0, repeats=1, budget_s=1))
+    assert list(timing["devices"]) == available_devices()
+    assert model.device == "cpu"  # moved back
+
+
+def test_time_cli_fresh_model(capsys):
+    assert main(["time", "--model", "dcgan", "--dataset", "stcf11x11", "--preset", "tiny", "--batch-sizes", "1,20",
+                 "--repeats", "2", "--devices", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["timing"]["model_state"] == "fresh"
+    assert "freshly initialised" in out["timed"]
+    assert set(out["timing"]["devices"]["cpu"]["batches"]) == {"1", "20"}
+    assert main(["time", "--model", "dcgan", "--dataset", "stcf11x11", "--batch-sizes", "0"]) == 2
+
+
+def test_time_cli_saved_model(tmp_path, capsys, fitted):
+    model, _ = fitted
+    model.save(tmp_path / "m")
+    assert main(["time", "--model", "mean-shower", "--dataset", "stcf11x11", "--load", str(tmp_path / "m"),
+                 "--batch-sizes", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["timing"]["model_state"] == "saved"
+    assert np.isfinite(out["timing"]["devices"]["cpu"]["batches"]["5"]["ms_per_shower"])
