@@ -234,8 +234,8 @@ class FeatureExtractor:
         """Names of the columns of the high-level vector (before the transforms of ``hlf``)."""
         g = self.geometry
         if g.kind == POINTCLOUD:
-            base = ["log10_einc", "log10_etot", "n_hit", "bary_x", "bary_y", "bary_z", "depth_mean",
-                    "width_lateral"]
+            base = ["log10_einc", "log10_etot", "log10_etot_einc", "n_hit", "bary_x", "bary_y", "bary_z",
+                    "depth_mean", "width_lateral"]
         else:
             ids = self.layer_ids
             lx, ly = ("eta", "phi") if g.kind == CYLINDRICAL else ("x", "y")
@@ -246,6 +246,8 @@ class FeatureExtractor:
             base += ["log10_etot"] + [f"sparsity_{i}" for i in ids]
             if g.kind == CYLINDRICAL:
                 base += [f"ec_r_{i}" for i in ids] + [f"width_r_{i}" for i in ids]
+            if g.kind != CYLINDRICAL:
+                base += ["log10_etot_einc"]
             if self.crystal:
                 base += [n for n in self.names if n.startswith("e") and "x" in n and n[1].isdigit()]
                 base += ["second_moment", "lateral_moment", "zernike_a20", "zernike_a42"]
@@ -258,14 +260,15 @@ class FeatureExtractor:
 
         CaloChallenge layout: log10(E_inc), log10(E_layer + 1e-8), EC_eta/100, EC_phi/100,
         width_eta/100, width_phi/100 (layers binned in alpha), log10(E_tot + 1e-8), sparsity,
-        EC_r/100, width_r/100. Grids use x, y for eta, phi and append the crystal-shape or
-        depth-centre features; every geometry appends its extra conditions.
+        EC_r/100, width_r/100. Grids use x, y for eta, phi and append log10(E_tot/E_inc) and the
+        crystal-shape or depth-centre features; every geometry appends its extra conditions.
         """
         t = table
         col = lambda name: t[:, self.index[name]]  # noqa: E731
         out = [np.log10(np.asarray(energies, dtype=np.float64))[:, None]]
         if self.geometry.kind == POINTCLOUD:
-            out += [np.log10(col("etot") + 1e-8)[:, None], col("n_hit")[:, None] / 1e3]
+            out += [np.log10(col("etot") + 1e-8)[:, None], np.log10(col("etot_einc") + 1e-8)[:, None],
+                    col("n_hit")[:, None] / 1e3]
             out += [t[:, [self.index[n] for n in ("bary_x", "bary_y", "bary_z")]] / 1e3]
             out += [col("depth_mean")[:, None] / 1e2, col("width_lateral")[:, None] / 1e2]
         else:
