@@ -169,6 +169,9 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
+    from .datasets import get_dataset
+
+    reference_path = Path(options.reference) if options.reference is not None else get_dataset(options.dataset).embedded_path
     ref = load_reference(options.dataset, options.reference)
     train, valid, test = split_reference(ref)
     seconds["load_split"] = time.perf_counter() - t0
@@ -222,6 +225,7 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
         model=cls.name, family=cls.family, seed_document=cls.seed_document, preset=options.preset,
         parameters=model.parameter_count(), dataset=options.dataset, metrics=result.metrics, timing=timing,
         seed=options.seed, config=config, split_seed=SPLIT_SEED, reference=reference_name,
+        reference_path=reference_path,
         training={"train_events": len(train), "validation_events": len(valid), "seconds": seconds["train"],
                   "torch_threads": options.torch_threads() or default_threads,
                   "resumed_or_loaded": not trained or options.resume,

@@ -30,9 +30,28 @@ def metrics_version() -> str:
     return str(getattr(metrics, "METRICS_VERSION", DEFAULT_METRICS_VERSION))
 
 
-def benchmark_version(dataset: str) -> str:
-    """'<dataset>/data-v<dataset version>/metrics-v<metric definitions version>'."""
-    return f"{dataset}/data-v{get_dataset(dataset).version}/metrics-v{metrics_version()}"
+def reference_fingerprint(path: str | Path | None) -> str | None:
+    """First 8 hex digits of the SHA-256 of a reference file's bytes (None when there is no file)."""
+    if path is None or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:8]
+
+
+def benchmark_version(dataset: str, reference: str | Path | None = None) -> str:
+    """'<dataset>/data-v<dataset version>[-<reference fingerprint>]/metrics-v<metric definitions version>'.
+
+    reference: the reference file the numbers were measured on (default: the dataset's embedded
+    sample). Its fingerprint makes any change of the reference data a new benchmark version,
+    even when the dataset's version string was not bumped.
+    """
+    ds = get_dataset(dataset)
+    fingerprint = reference_fingerprint(reference if reference is not None else ds.embedded_path)
+    data = f"data-v{ds.version}" + (f"-{fingerprint}" if fingerprint else "")
+    return f"{dataset}/{data}/metrics-v{metrics_version()}"
 
 
 def config_hash(config: dict) -> str:
@@ -85,7 +104,7 @@ def _cpu_name() -> str:
 def make_entry(*, model: str, family: str, seed_document: str, preset: str, parameters: int, dataset: str,
                metrics: dict, timing: dict, seed: int, config: dict, training: dict | None = None,
                evaluation: dict | None = None, command: str = "", split_seed: int | None = None,
-               reference: str = "") -> dict:
+               reference: str = "", reference_path: str | Path | None = None) -> dict:
     """A leaderboard entry (see schema.json). metrics: name -> {value, std[, floor]}."""
     from .. import __version__
 
@@ -103,7 +122,7 @@ def make_entry(*, model: str, family: str, seed_document: str, preset: str, para
     ident = hashlib.sha256(f"{chash}|{seed}|{date}|{os.getpid()}|{os.urandom(8).hex()}".encode()).hexdigest()[:16]
     return {
         "id": ident, "model": model, "family": family, "seed_document": seed_document, "preset": preset,
-        "parameters": int(parameters), "benchmark_version": benchmark_version(dataset),
+        "parameters": int(parameters), "benchmark_version": benchmark_version(dataset, reference_path),
         "dataset_version": get_dataset(dataset).version, "metrics_version": metrics_version(),
         "metrics": {k: {kk: _num(vv) for kk, vv in v.items() if kk in ("value", "std", "floor")}
                     for k, v in metrics.items()},

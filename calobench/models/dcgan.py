@@ -18,8 +18,11 @@ Representation: the generator produces the energy of each crystal per unit incid
 and the response E_dep / E_inc is one explicit output; the geometry's readout threshold is
 applied (cells below it read zero) in training and at sampling. The discriminator and the
 regressor see images as t = log1p(E / 1 MeV) / L (L = log1p of the largest training cell
-energy) and, in their dense heads, the conditions and log E_tot (so that the response
-distribution is learned directly).
+energy); in its dense head the discriminator also gets the conditions and shape features
+(log E_tot / E_inc, centroid and width in x and y, occupancy), so that the response
+distribution and the dependence of the centroid on the impact position are learned directly.
+Besides the softmax logits and the response, the generator's head gives a linear tilt of the
+logits in x and y (moves the centroid with the conditions).
 Training on CPU uses ``train_threads`` torch threads (1 in tiny and quick: the batches are
 small, and on a shared or busy machine a second intra-op thread costs more in
 synchronisation than it gains; 0 keeps torch's default). Generation uses torch's default.
@@ -66,6 +69,8 @@ class _Gen(nn.Module):
         self.body = nn.Sequential(nn.Linear(n_noise + n_cond, hidden), nn.LeakyReLU(0.2))
         self.to_map = nn.Sequential(nn.Linear(hidden, width * 6 * 6), nn.LeakyReLU(0.2))
         self.to_response = nn.Linear(hidden, 1)
+        self.to_tilt = nn.Linear(hidden, 2)  # linear slope of the logits in x and y: moves the centroid
+        self.register_buffer("coords", _coordinates(), persistent=False)
         self.up = nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1)  # 6x6 -> 11x11
         self.out = nn.Conv2d(width // 2, 1, 3, padding=1)
         #: learned per-crystal offset of the logits, initialised from the training sample's
@@ -82,9 +87,30 @@ class _Gen(nn.Module):
     def forward(self, noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.body(torch.cat([noise, cond], dim=1))
         m = self.to_map(h).view(-1, self.width, 6, 6).contiguous(memory_format=torch.channels_last)
-        logits = self.out(F.leaky_relu(self.up(m), 0.2)).flatten(1) + self.prior
+        logits = self.out(F.leaky_relu(self.up(m), 0.2)).flatten(1) + self.prior + self.to_tilt(h) @ self.coords
         response = 1.5 * torch.sigmoid(self.to_response(h))
         return (response * torch.softmax(logits, dim=1)).view(-1, 1, SIDE, SIDE)
+
+
+def _coordinates() -> torch.Tensor:
+    """(2, 121) crystal coordinates x, y in units of crystals from the centre (x fastest)."""
+    c = torch.arange(SIDE, dtype=torch.float32) - SIDE // 2
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([x.reshape(-1), y.reshape(-1)])
+
+
+def shape_features(energies: torch.Tensor, log_e: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """(N, 6) shower-shape summary given to the discriminator: log(E_tot / E_inc), centroid x and y
+    and widths x and y (crystals), and the fraction of crystals above zero.
+
+    energies: (N, 121) MeV; log_e: (N,) log incident energy; coords: (2, 121)."""
+    total = energies.sum(dim=1)
+    share = energies / (total[:, None] + 1e-6)
+    centre = share @ coords.T
+    second = share @ (coords ** 2).T
+    width = torch.sqrt(torch.clamp(second - centre ** 2, min=0.0) + 1e-6)
+    occupancy = (energies > 0).float().mean(dim=1, keepdim=True)
+    return torch.cat([(torch.log(total + 1.0) - log_e)[:, None], centre, width, occupancy], dim=1)
 
 
 def _encoder(width: int) -> nn.Sequential:
@@ -97,16 +123,16 @@ def _encoder(width: int) -> nn.Sequential:
 
 
 class _Disc(nn.Module):
-    """(image, condition code, log E_tot/E_inc) -> real/fake logit."""
+    """(image, condition code, shape features (N, 6)) -> real/fake logit."""
 
     def __init__(self, n_cond: int, width: int, hidden: int) -> None:
         super().__init__()
         self.conv = _encoder(width)
-        self.head = nn.Sequential(nn.Linear(2 * width * 9 + n_cond + 1, hidden), nn.LeakyReLU(0.2),
+        self.head = nn.Sequential(nn.Linear(2 * width * 9 + n_cond + 6, hidden), nn.LeakyReLU(0.2),
                                   nn.Linear(hidden, 1))
 
-    def forward(self, image: torch.Tensor, cond: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.conv(image), cond, response[:, None]], dim=1)).squeeze(1)
+    def forward(self, image: torch.Tensor, cond: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.conv(image), cond, shape], dim=1)).squeeze(1)
 
 
 class _Reg(nn.Module):
@@ -165,7 +191,7 @@ class DCGAN(TorchGenerator):
         "tiny": {"train_threads": 1, "epochs": 2, "regressor_epochs": 1, "batch_size": 64, "noise": 8, "width": 8, "hidden": 32,
                  "d_width": 8, "lr": 3e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 2000},
         "quick": {"train_threads": 1, "epochs": 25, "regressor_epochs": 2, "batch_size": 64, "noise": 16, "width": 12, "hidden": 64,
-                  "d_width": 8, "lr": 3e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 20000},
+                  "d_width": 8, "lr": 3e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 10000},
         "full": {"train_threads": 0, "epochs": 300, "regressor_epochs": 30, "batch_size": 256, "noise": 32, "width": 64, "hidden": 256,
                  "d_width": 64, "lr": 1e-4, "reg_weight": 1.0, "keep_best": True, "max_train": 0},
     }
@@ -253,10 +279,10 @@ class DCGAN(TorchGenerator):
         e = e * (e >= float(self.dataset.geometry.threshold))
         return torch.log1p(e) / float(self.extra["t_scale"][0])
 
-    def _log_response(self, t_images: torch.Tensor, log_e: torch.Tensor) -> torch.Tensor:
-        """log(E_tot / E_inc) of images in t space (differentiable)."""
-        energy = torch.expm1(t_images * float(self.extra["t_scale"][0])).flatten(1).sum(dim=1)
-        return torch.log(energy + 1.0) - log_e
+    def _shape(self, t_images: torch.Tensor, log_e: torch.Tensor) -> torch.Tensor:
+        """shape_features of images in t space (differentiable)."""
+        energies = torch.expm1(t_images * float(self.extra["t_scale"][0])).flatten(1)
+        return shape_features(energies, log_e, self.gen.coords)
 
     def prepare(self, sample: ShowerSet) -> None:
         """Normalisation constants only (no training): enough to time a fresh model."""
@@ -366,15 +392,15 @@ class DCGAN(TorchGenerator):
             noise = torch.randn(len(idx), c["noise"], generator=self.rng).to(dev)
             fake = self._fake_t(self.gen(noise, y), torch.exp(le))
             # discriminator
-            real_logit = self.disc(x, y, self._log_response(x, le))
-            fake_logit = self.disc(fake.detach(), y, self._log_response(fake.detach(), le))
+            real_logit = self.disc(x, y, self._shape(x, le))
+            fake_logit = self.disc(fake.detach(), y, self._shape(fake.detach(), le))
             d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.full_like(real_logit, 0.9)) + \
                 F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
             opt["disc"].zero_grad()
             d_loss.backward()
             opt["disc"].step()
             # generator: adversarial + L1 of the regressed features (seed 001)
-            fake_logit = self.disc(fake, y, self._log_response(fake, le))
+            fake_logit = self.disc(fake, y, self._shape(fake, le))
             log_etot = torch.log(torch.expm1(fake * scale).flatten(1).sum(1) + 1.0)
             l1 = F.l1_loss(self.reg(fake, pos[idx].to(dev), log_etot), target[idx].to(dev))
             g_loss = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit)) + c["reg_weight"] * l1
