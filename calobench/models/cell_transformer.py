@@ -445,14 +445,41 @@ class CellTransformer(TorchGenerator):
                       "energy_edges": np.linspace(lo, hi, int(self.config["energy_bins"]) + 1)}
         max_cells = int(self.config["max_cells"])
         keep = tokens.counts <= max_cells
-        with torch.no_grad():  # start the stop hazard at 1 / (mean length), the tail output at its rate
-            mean_len = float(max(1.0, tokens.counts.mean()))
-            self.net.head_eos.bias[0] = -math.log(mean_len)
-            self.net.head_eos.bias[1] = -math.log(max(1.0, mean_len / 20.0))
+        self._init_output_biases(tokens)
         info = {"train_showers": int(len(train)), "cells_outside_window_fraction":
                 float(tokens.dropped.sum() / max(1, tokens.dropped.sum() + tokens.counts.sum())),
                 "showers_over_max_cells": int((~keep).sum()), "pad_residual_mm": self.frame.residual}
         return tokens, energies, theta, phi, info
+
+    def _init_output_biases(self, tokens: Tokens) -> None:
+        """Start every output at the training marginals (log frequencies): the stop hazard at
+        1 / (mean length), the layer step, the row / column steps and absolute positions and the
+        energy bins at their observed rates, so that rare choices (skipping layers) start rare."""
+        net, size, n_layers = self.net, self.size, self.n_det_layers
+        starts = tokens.offsets[:-1][tokens.counts > 0]
+        first = np.zeros(len(tokens.layer), bool)
+        first[starts] = True
+        prev_layer = np.where(first, -1, np.roll(tokens.layer, 1))
+        prev_v, prev_u = np.roll(tokens.v, 1), np.roll(tokens.u, 1)
+        same_layer = tokens.layer == prev_layer
+        same_row = same_layer & (tokens.v == prev_v)
+        edges = self._energy_edges()
+        e_bin = np.clip(np.floor((tokens.log_e - edges[0]) / (edges[1] - edges[0])), 0, len(edges) - 2).astype(int)
+
+        def log_freq(values: np.ndarray, n: int) -> torch.Tensor:
+            freq = np.bincount(values, minlength=n)[:n] + 0.01
+            return torch.as_tensor(np.log(freq / freq.sum()), dtype=torch.float32)
+
+        with torch.no_grad():
+            mean_len = float(max(1.0, tokens.counts.mean()))
+            net.head_eos.bias[0] = -math.log(mean_len)
+            net.head_eos.bias[1] = -math.log(max(1.0, mean_len / 20.0))
+            net.head_layer.bias.copy_(log_freq(tokens.layer - prev_layer, n_layers + 1))
+            v_bias = torch.cat([log_freq(tokens.v[~same_layer], size), log_freq((tokens.v - prev_v)[same_layer], size)])
+            u_bias = torch.cat([log_freq(tokens.u[~same_row], size), log_freq((tokens.u - prev_u)[same_row], size)])
+            net.head_v[-1].bias.copy_(v_bias)
+            net.head_u[-1].bias.copy_(u_bias)
+            net.head_e[-1].bias.copy_(log_freq(e_bin, net.energy_bins))
 
     def _batches(self, order_rng: np.random.Generator, counts: np.ndarray, index: np.ndarray) -> list[np.ndarray]:
         """One epoch of length-bucketed batches: shuffle, sort chunks of 8 batches by length,
