@@ -7,10 +7,10 @@ Usage (a model saved by ``calobench run`` or by ``model.save``)::
         --setting sampler=ddim,sample_steps=10 --setting sampler=ancestral,sample_steps=400 \
         [--reference FILE] [--events 1000] [--json out.json]
 
-For each setting: samples the held-out reference conditions (the last ``--events`` events of the
-reference, the part ``calobench run`` does not train on when it splits at the end; pass the
-runner's test split with --reference to be exact), times generation on the CPU at batch 100 (ms per
-shower), and evaluates with ``calobench.compare`` (hist, fpd, cls-high; cheap classifier settings).
+For each setting: samples the conditions of the test split of ``calobench run`` (the same fixed
+split every model is tested on; at most ``--events`` of them), measures the CPU time of generation
+at batch 100 (process CPU time, ms per shower; run with OMP_NUM_THREADS=1 on a shared machine),
+and evaluates with ``calobench.compare`` (hist, fpd, cls-high; cheap classifier settings).
 For point-cloud models it also prints the cell count per E_inc bin and the radius / cell-energy
 correlation, reference against generated.
 """
@@ -92,8 +92,10 @@ def main() -> None:
 
     info = json.load(open(f"{args.model_dir}/config.json"))
     model = get_model(info["model"]).load(args.model_dir)
-    ref = calobench.load(args.reference or info["dataset"], info["dataset"])
-    ref = ref.slice(max(0, len(ref) - args.events), len(ref))
+    from calobench.runner import load_reference, split_reference
+
+    _, _, ref = split_reference(load_reference(info["dataset"], args.reference))  # the runner's test split
+    ref = ref.slice(0, min(len(ref), args.events))
     results = []
     for text in args.setting or [""]:
         setting = parse_setting(text) if text else {}
