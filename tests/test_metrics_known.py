@@ -206,3 +206,14 @@ def test_histogram_state_streams_and_merges():
     merged = parts[0].merge(parts[1]).merge(parts[2])
     np.testing.assert_allclose(merged.counts, whole.counts)
     np.testing.assert_array_equal(whole.nominal, np.histogram(v, edges)[0])
+
+
+def test_fpd_extrapolation_is_not_stuck_at_the_fit_start():
+    """Distances far from 1 must still be fitted (curve_fit's default start is (1, 1))."""
+    from calobench.metrics.multivariate import fpd
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.0, 1.0, (3000, 3))
+    value, _ = fpd(a, rng.normal(10.0, 1.0, (3000, 3)), min_samples=500, max_samples=3000,
+                   normalise_features=False)
+    assert value == pytest.approx(300.0, rel=0.05)

@@ -69,7 +69,12 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
             points.append(frechet_distance(a.mean(axis=0), np.cov(a, rowvar=False),
                                            b.mean(axis=0), np.cov(b, rowvar=False)))
         vals.append(np.mean(points))
-    params, covs = curve_fit(lambda t, c, s: c + s * t, 1.0 / batches, vals,
+    # start the fit from the two end points (curve_fit's default start (1, 1) stalls when the
+    # distances are far from 1, returning the start value unchanged)
+    t = 1.0 / batches
+    slope0 = max((vals[0] - vals[-1]) / (t[0] - t[-1]), 0.0)
+    start = (max(vals[-1] - slope0 * t[-1], 0.0), slope0)
+    params, covs = curve_fit(lambda t, c, s: c + s * t, t, vals, p0=start,
                              bounds=([0, 0], [np.inf, np.inf]))
     return float(params[0]), float(np.sqrt(np.diag(covs)[0]))
 
