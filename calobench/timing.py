@@ -4,7 +4,9 @@ For each device (cpu always; cuda and mps when torch sees them and the model run
 accelerators) and each batch size (1, 100, 10000 by default) the model generates showers for
 conditions drawn from a given sample (cycled to the batch size): ``warmup`` untimed calls,
 then timed calls until ``repeats`` calls are done or ``budget_s`` seconds are used (at least
-one timed call). Reported: mean and standard deviation of ms per shower over the timed calls,
+one timed call). A batch size whose single call is estimated (from the previous batch size) to
+take longer than ``max_call_s`` is not run: it is recorded as skipped with the estimate, so that
+slow samplers (diffusion, autoregressive) can be timed at all on a CPU. Reported: mean and standard deviation of ms per shower over the timed calls,
 and the speed-up over the dataset's Geant4 time per event (calobench.simulation), when known.
 A timed call includes everything ``sample`` does (noise, network, moving the result to host
 memory, building the ShowerSet), since that is what a user waits for.
@@ -13,7 +15,7 @@ memory, building the ShowerSet), since that is what a user waits for.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,12 +27,15 @@ BATCH_SIZES = (1, 100, 10000)
 @dataclass(frozen=True)
 class TimingOptions:
     """batch_sizes: showers per call. warmup: untimed calls per batch size.
-    repeats: timed calls at most. budget_s: stop timing a batch size after this many seconds."""
+    repeats: timed calls at most. budget_s: stop timing a batch size after this many seconds.
+    max_call_s: skip a batch size whose one call is estimated to take longer (no warm-up call is
+    made when warm-up plus one call would exceed it)."""
 
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     warmup: int = 1
     repeats: int = 5
     budget_s: float = 20.0
+    max_call_s: float = 120.0
 
 
 def available_devices() -> list[str]:
@@ -97,7 +102,8 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
     Returns {"ms_per_shower": mean, "std": std, "repeats": timed calls, "warmup": untimed calls}.
     """
     e, c = _inputs(energies, conditions, batch_size)
-    for _ in range(options.warmup):
+    warmup = options.warmup
+    for _ in range(warmup):
         model.sample(e, c, batch_size=batch_size)
     _synchronise(device)
     times = []
@@ -111,7 +117,7 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
         spent += elapsed
     values = np.asarray(times)
     return {"ms_per_shower": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "repeats": int(len(values)), "warmup": int(options.warmup)}
+            "repeats": int(len(values)), "warmup": int(warmup)}
 
 
 def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None,
@@ -136,12 +142,23 @@ def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.
         for device in devices:
             model.to(device)
             batches = {}
-            for bs in options.batch_sizes:
+            last_ms = None
+            for bs in sorted(options.batch_sizes):
+                estimate_s = None if last_ms is None else last_ms * bs / 1000.0
+                if estimate_s is not None and estimate_s > options.max_call_s:
+                    batches[str(bs)] = {"skipped": f"one call estimated at {estimate_s:.0f} s "
+                                                   f"(> {options.max_call_s:g} s limit)",
+                                        "estimated_s": float(estimate_s)}
+                    continue
                 if progress:
                     print(f"timing {model.name} on {device}, batch {bs}", flush=True)
-                result = time_batch(model, energies, conditions, bs, device, options)
+                batch_options = options
+                if estimate_s is not None and estimate_s * (options.warmup + 1) > options.max_call_s:
+                    batch_options = replace(options, warmup=0)
+                result = time_batch(model, energies, conditions, bs, device, batch_options)
                 result["speedup_vs_geant4"] = (g4 / result["ms_per_shower"]) if g4 else None
                 batches[str(bs)] = result
+                last_ms = result["ms_per_shower"]
             out["devices"][device] = {"device_name": device_name(device),
                                       "threads": torch.get_num_threads() if device == "cpu" else None,
                                       "batches": batches}

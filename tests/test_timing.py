@@ -84,3 +84,24 @@ def test_time_cli_saved_model(tmp_path, capsys, fitted):
     out = json.loads(capsys.readouterr().out)
     assert out["timing"]["model_state"] == "saved"
     assert np.isfinite(out["timing"]["devices"]["cpu"]["batches"]["5"]["ms_per_shower"])
+
+
+def test_batch_sizes_too_slow_for_the_call_limit_are_skipped_and_valid(fitted):
+    import jsonschema
+
+    from calobench.leaderboard.store import schema as load_schema
+
+    model, ref = fitted
+    timing = time_model(model, ref.energies, ref.conditions,
+                        options=TimingOptions(batch_sizes=(1, 100, 10000), warmup=0, repeats=1,
+                                              max_call_s=1e-12))
+    batches = timing["devices"]["cpu"]["batches"]
+    assert batches["1"]["ms_per_shower"] > 0  # the first batch size is always measured
+    for bs in ("100", "10000"):
+        assert "exceeds" not in batches[bs]["skipped"] and "limit" in batches[bs]["skipped"]
+        assert batches[bs]["estimated_s"] > 0
+    schema = load_schema()
+    timing_schema = {"$defs": schema["$defs"], "$ref": "#/$defs/batch_timing"}
+    jsonschema.validate(batches["100"], timing_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"skipped": "too slow"}, timing_schema)  # the estimate is required

@@ -32,7 +32,9 @@ def _fmt(metric: dict | None, digits: int = 4) -> str:
 
 def _ms(entry: dict, device: str = "cpu", batch: str = "10000") -> str:
     t = entry.get("timing", {}).get("devices", {}).get(device, {}).get("batches", {}).get(batch)
-    return "" if not t else f"{t['ms_per_shower']:.3g}"
+    if not t:
+        return ""
+    return "skipped" if "skipped" in t else f"{t['ms_per_shower']:.3g}"
 
 
 def _show(args: argparse.Namespace) -> int:

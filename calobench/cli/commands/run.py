@@ -43,6 +43,9 @@ def timing_table(timing: dict, title: str):
     rows = []
     for device, info in timing["devices"].items():
         for bs, t in info["batches"].items():
+            if "skipped" in t:
+                rows.append([device, bs, "skipped", "", 0, "", t["skipped"]])
+                continue
             rows.append([device, bs, _fmt(t["ms_per_shower"]), _fmt(t["std"]), t["repeats"],
                          _fmt(1000.0 / t["ms_per_shower"]), _fmt(t.get("speedup_vs_geant4"))])
     g4 = timing.get("geant4_ms_per_event")
