@@ -61,9 +61,9 @@ def device_name(device: str) -> str:
         return torch.cuda.get_device_name(0)
     if device == "mps":
         return "Apple MPS"
-    from .leaderboard.entry import _cpu_name
+    from .hardware import cpu_name
 
-    return _cpu_name()
+    return cpu_name()
 
 
 def geant4_ms(dataset: str) -> float | None:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..datasets import get_dataset
+from ..hardware import cpu_name
 
 #: Version of the metric definitions used for leaderboard numbers. Taken from
 #: calobench.metrics.METRICS_VERSION when the metrics package defines it.
@@ -78,7 +79,7 @@ def git_commit() -> str | None:
 def hardware() -> dict:
     """CPU, core count, OS, torch version and accelerators of this machine."""
     info = {"machine": platform.machine(), "system": platform.system(), "python": platform.python_version(),
-            "cpu": _cpu_name(), "cpu_count": os.cpu_count()}
+            "cpu": cpu_name(), "cpu_count": os.cpu_count()}
     try:
         import torch
 
@@ -91,14 +92,6 @@ def hardware() -> dict:
     return info
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_entry(*, model: str, family: str, seed_document: str, preset: str, parameters: int, dataset: str,

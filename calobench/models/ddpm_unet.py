@@ -31,7 +31,7 @@ from torch import nn
 from ..errors import CalobenchError
 from ..showerset import ShowerSet
 from .diffusion_common import (ConditionalGMM, batches, condition_features, condition_width,
-                               cosine_alphas_bar, fit_condition_scaler, mlp, sample_generator,
+                               cosine_alphas_bar, fit_condition_scaler, sample_generator,
                                sinusoidal_embedding, train_epochs)
 from .torch_base import TorchGenerator
 

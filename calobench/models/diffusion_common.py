@@ -25,6 +25,7 @@ from torch import nn
 from ..datasets import PDG, Dataset
 from ..errors import CalobenchError
 from .base import load_checkpoint, save_checkpoint
+from .layers import mlp
 
 # ---------------------------------------------------------------------------------------
 # Conditions
@@ -97,14 +98,6 @@ def condition_features(dataset: Dataset, energies: np.ndarray, conditions: dict[
 # ---------------------------------------------------------------------------------------
 
 
-def mlp(n_in: int, hidden: int, n_out: int, layers: int = 2) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    width = n_in
-    for _ in range(layers):
-        mods += [nn.Linear(width, hidden), nn.SiLU()]
-        width = hidden
-    mods.append(nn.Linear(width, n_out))
-    return nn.Sequential(*mods)
 
 
 class ConditionalGMM(nn.Module):

@@ -38,8 +38,9 @@ from torch import nn
 from ..errors import CalobenchError
 from ..showerset import CellList, ShowerSet
 from .diffusion_common import (ConditionalGMM, GaussianFourierProjection, batches, condition_features,
-                               condition_width, fit_condition_scaler, make_sde, mlp, sample_generator,
+                               condition_width, fit_condition_scaler, make_sde, sample_generator,
                                train_epochs)
+from .layers import mlp
 from .torch_base import TorchGenerator
 
 T_EPS = 1e-3  # smallest diffusion time used in training and sampling
@@ -87,7 +88,7 @@ class ScoreTransformer(nn.Module):
         self.time_proj = GaussianFourierProjection(dim // 2, time_scale, seed=1)
         self.energy_proj = GaussianFourierProjection(dim // 2, energy_scale, seed=2)
         self.cond = nn.Linear(n_cond, dim)
-        self.emb = mlp(4 * (dim // 2) + dim, hidden, dim, layers=1)
+        self.emb = mlp(4 * (dim // 2) + dim, hidden, dim, depth=1)
         self.token = nn.Parameter(torch.zeros(1, 1, dim))
         self.blocks = nn.ModuleList(MeanFieldBlock(dim, hidden, heads, dropout) for _ in range(blocks))
         self.out = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4))

@@ -29,18 +29,10 @@ import zuko
 from torch import nn
 
 from ..showerset import ShowerSet
+from .layers import mlp
 from .preprocessing import ConditionalVoxelGenerator, apply_threshold
 
 
-def mlp(n_in: int, hidden: int, depth: int, n_out: int) -> nn.Sequential:
-    """A plain MLP: depth hidden layers of width ``hidden`` with SiLU."""
-    layers: list[nn.Module] = []
-    width = n_in
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.SiLU()]
-        width = hidden
-    layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
 
 
 class ConditionalVAE(ConditionalVoxelGenerator):
@@ -68,8 +60,8 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         k = self.encoder.n_features
         hidden, depth, latent = int(cfg["hidden"]), int(cfg["depth"]), int(cfg["latent"])
         self.latent = latent
-        self.encoder_net = mlp(self.n_cells + 1 + k, hidden, depth, 2 * latent).to(self.torch_device)
-        self.decoder_net = mlp(latent + 1 + k, hidden, depth, 2 * self.n_cells).to(self.torch_device)
+        self.encoder_net = mlp(self.n_cells + 1 + k, hidden, 2 * latent, depth).to(self.torch_device)
+        self.decoder_net = mlp(latent + 1 + k, hidden, 2 * self.n_cells, depth).to(self.torch_device)
         self.energy_flow = zuko.flows.NSF(1, context=k, bins=8, transforms=int(cfg["energy_transforms"]),
                                           hidden_features=tuple(cfg["energy_hidden"])).to(self.torch_device)
         self.extra = {"t_mean": np.zeros(self.n_cells), "t_std": np.ones(self.n_cells),

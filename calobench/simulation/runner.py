@@ -15,11 +15,12 @@ import multiprocessing
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..hardware import cpu_name
 
 from ..datasets import PDG, get_dataset
 from ..errors import CalobenchError
@@ -199,7 +200,7 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
             ms.append(f["ms"])
     energies, ms = np.concatenate(energies), np.concatenate(ms)
     timing = timing_table(energies, ms, log=setup.log_energy)
-    timing["host_cpu"] = _cpu_name()
+    timing["host_cpu"] = cpu_name()
     timing["note"] = "Geant4 CPU time per event, one core (primary generation to end of event)"
     provenance = {
         "generator": "calobench simulate",
@@ -218,6 +219,9 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
                                         "--energy", energy, "--particle", ",".join(particles),
                                         "--seed", str(seed), "-o", str(output)]),
         "threshold_MeV": setup.geometry.threshold,
+        "energy_scale": ("deposited energy / sampling fraction %g (CaloChallenge convention)"
+                         % setup.SAMPLING_FRACTION if hasattr(setup, "SAMPLING_FRACTION")
+                         else "deposited energy"),
         "events": n,
         "geant4_timing": timing,
         "wall_s": wall,
@@ -240,14 +244,6 @@ def _run_task(task):
     return worker_task(task)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return sys.platform
 
 
 def simulate_primaries(dataset: str, primaries: Primaries, seed: int = 1, cut_mm: float = 0.7):
