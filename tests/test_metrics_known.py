@@ -217,3 +217,14 @@ def test_fpd_extrapolation_is_not_stuck_at_the_fit_start():
     value, _ = fpd(a, rng.normal(10.0, 1.0, (3000, 3)), min_samples=500, max_samples=3000,
                    normalise_features=False)
     assert value == pytest.approx(300.0, rel=0.05)
+
+
+def test_fpd_of_samples_smaller_than_min_samples_is_finite():
+    """With one batch size there is nothing to extrapolate: the mean over batches is reported."""
+    from calobench.metrics.multivariate import fpd
+
+    rng = np.random.default_rng(6)
+    value, error = fpd(rng.normal(0.0, 1.0, (200, 3)), rng.normal(3.0, 1.0, (200, 3)),
+                       min_samples=200, max_samples=200, normalise_features=False)
+    assert np.isfinite(value) and np.isfinite(error)
+    assert value == pytest.approx(27.0, rel=0.15)

@@ -60,7 +60,7 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
         x, y = normalise(x, y)
     batches = (1.0 / np.linspace(1.0 / min_samples, 1.0 / max_samples, num_points)).astype("int32")
     rng = np.random.default_rng(seed)
-    vals = []
+    vals, points_all = [], []
     for size in batches:
         points = []
         for _ in range(num_batches):
@@ -69,9 +69,14 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
             points.append(frechet_distance(a.mean(axis=0), np.cov(a, rowvar=False),
                                            b.mean(axis=0), np.cov(b, rowvar=False)))
         vals.append(np.mean(points))
+        points_all.extend(points)
+    t = 1.0 / batches
+    if t[0] == t[-1]:
+        # one batch size only (a sample smaller than min_samples): nothing to extrapolate,
+        # report the mean over the batches and its spread
+        return float(np.mean(points_all)), float(np.std(points_all))
     # start the fit from the two end points (curve_fit's default start (1, 1) stalls when the
     # distances are far from 1, returning the start value unchanged)
-    t = 1.0 / batches
     slope0 = max((vals[0] - vals[-1]) / (t[0] - t[-1]), 0.0)
     start = (max(vals[-1] - slope0 * t[-1], 0.0), slope0)
     params, covs = curve_fit(lambda t, c, s: c + s * t, t, vals, p0=start,
