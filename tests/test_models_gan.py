@@ -177,6 +177,31 @@ def test_nnls_cgan_template_tracks_the_training_mean():
     assert 0.9 < ratio < 1.1
 
 
+def test_nnls_cgan_total_energy_is_the_ratio_head():
+    """Factorised output: E_tot / E_inc of a generated shower is the NNLS map's E_tot / E_inc
+    times exp(ratio head) (the shape is normalised to unit sum)."""
+    model = NNLSCGAN("darkshine", "tiny", seed=0)
+    data = synthetic("darkshine", 300, seed=4)
+    model.prepare_fit(data, 0)
+    raw = model._raw_conditions(data.energies, data.conditions)
+    cond = torch.from_numpy(model.encode(raw))
+    energies = torch.as_tensor(raw["E_inc"], dtype=torch.float32)
+    z = torch.randn(len(cond), model.latent_dim, generator=torch.Generator().manual_seed(1))
+    rawt = model._tensors(raw)
+    with torch.no_grad():
+        showers = model.generate(z, cond, energies, rawt)
+        base = model.base_ratio(rawt).squeeze(1)
+        head = base * torch.exp(model.generator.ratio(torch.cat([z, cond], 1))).squeeze(1)
+    assert torch.all(showers >= 0)
+    ratio = showers.sum(1) / energies
+    np.testing.assert_allclose(ratio.numpy(), head.numpy(), rtol=1e-3)
+    # the base is the NNLS map's E_tot / E_inc, which tracks the training showers' ratio
+    train_ratio = (data.showers.sum(1) / data.energies).mean()
+    assert abs(float(base.mean()) - train_ratio) < 0.05 * train_ratio
+    assert abs(float(ratio.mean()) - train_ratio) < 0.05 * train_ratio
+    assert float(ratio.std()) < 0.05 * train_ratio  # the untrained head starts narrow
+
+
 def test_minibatch_discrimination_sees_collapse():
     torch.manual_seed(0)
     layer = MinibatchDiscrimination(10, n_kernels=3, kernel_dim=2)

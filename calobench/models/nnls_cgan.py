@@ -39,20 +39,39 @@ from .gan_layers import ConditionalGAN, LogRatioTransform
 
 
 class CGANGenerator(nn.Module):
-    """(z, cond) -> u, (B, layers, 20, 20) in [0, 1]."""
+    """(z, cond) -> u, (B, layers, 20, 20) in [0, 1].
 
-    def __init__(self, latent: int, cond_dim: int, layers: int, width: int) -> None:
+    Two outputs, as in wgan-gp: a shower shape from the convolutions (ReLU in u space, so exact
+    zeros give realistic sparsity, normalised to unit sum over the 4400 cells) and the ratio
+    E_tot / E_inc from a small dense head (softplus). Cells are shape x ratio x E_inc >= 0, so
+    the energy response is one learned number instead of the sum of 4400 log-space cells.
+    """
+
+    def __init__(self, latent: int, cond_dim: int, layers: int, width: int,
+                 transform: LogRatioTransform) -> None:
         super().__init__()
         self.width = width
+        self.eps, self.scale = transform.eps, transform.scale
         self.dense = nn.Linear(latent + cond_dim, width * 5 * 5)
         self.convs = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, width // 2, 3, padding=1),
             nn.LeakyReLU(0.2), nn.Conv2d(width // 2, layers, 3, padding=1))
+        self.ratio = nn.Sequential(nn.Linear(latent + cond_dim, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+        # start at the base ratio with a narrow spread (the discriminator widens it if needed)
+        with torch.no_grad():
+            self.ratio[-1].weight.mul_(0.01)
+            self.ratio[-1].bias.zero_()
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.dense(torch.cat([z, cond], 1)), 0.2).view(-1, self.width, 5, 5)
-        return torch.relu(self.convs(h)).clamp_max(1.0)
+    def forward(self, z: torch.Tensor, cond: torch.Tensor, base_ratio: torch.Tensor) -> torch.Tensor:
+        """base_ratio: (B, 1) E_tot / E_inc the head is relative to (the NNLS map's sum)."""
+        zc = torch.cat([z, cond], 1)
+        h = F.leaky_relu(self.dense(zc), 0.2).view(-1, self.width, 5, 5)
+        u_shape = torch.relu(self.convs(h)).clamp_max(1.0)
+        shape = torch.expm1(u_shape * self.scale)
+        fraction = shape / shape.flatten(1).sum(1)[:, None, None, None].clamp_min(1e-12)
+        ratio = (base_ratio * torch.exp(self.ratio(zc)))[:, :, None, None]
+        return (torch.log1p(fraction * ratio / self.eps) / self.scale).clamp_max(1.0)
 
 
 class CGANDiscriminator(nn.Module):
@@ -76,8 +95,10 @@ class CGANDiscriminator(nn.Module):
 def hat_basis(log_e: np.ndarray, knots: np.ndarray) -> np.ndarray:
     """(N, K) piecewise-linear interpolation weights of log E on the knots (rows sum to 1)."""
     x = np.clip(log_e, knots[0], knots[-1])
-    if len(knots) == 1:
-        return np.ones((len(x), 1))
+    if len(knots) == 1 or knots[-1] <= knots[0]:  # one knot, or not fitted yet (all equal)
+        out = np.zeros((len(x), len(knots)))
+        out[:, 0] = 1.0
+        return out
     step = knots[1] - knots[0]
     return np.clip(1.0 - np.abs(x[:, None] - knots[None, :]) / step, 0.0, None)
 
@@ -108,11 +129,11 @@ class NNLSCGAN(ConditionalGAN):
     description = "DarkSHINE CGAN with a non-negative least-squares deposit-map guide"
     presets = {
         "tiny": {"latent_dim": 16, "width": 16, "epochs": 2, "batch_size": 64, "lr": 1e-3, "eps": 1e-5,
-                 "nnls_weight": 1.0, "nnls_knots": 4, "max_train_events": 400},
+                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_knots": 4, "max_train_events": 400},
         "quick": {"latent_dim": 64, "width": 32, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4, "eps": 1e-5,
-                  "nnls_weight": 1.0, "nnls_knots": 8, "max_train_events": 20000},
+                  "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_knots": 8, "max_train_events": 20000},
         "full": {"latent_dim": 128, "width": 128, "epochs": 200, "min_steps": 50, "batch_size": 256, "lr": 1e-4, "eps": 1e-5,
-                 "nnls_weight": 1.0, "nnls_knots": 12, "max_train_events": None},
+                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_knots": 12, "max_train_events": None},
     }
 
     def build(self) -> None:
@@ -122,7 +143,7 @@ class NNLSCGAN(ConditionalGAN):
         self.layers = int(shape[0])
         width = int(self.config["width"])
         self.transform = LogRatioTransform(self.config["eps"])
-        self.generator = CGANGenerator(self.latent_dim, self.cond_dim, self.layers, width)
+        self.generator = CGANGenerator(self.latent_dim, self.cond_dim, self.layers, width, self.transform)
         self.discriminator = CGANDiscriminator(self.cond_dim, self.layers, width, self.transform)
         k = int(self.config["nnls_knots"])
         p = max(len(self.pdg_codes), 1)
@@ -132,8 +153,28 @@ class NNLSCGAN(ConditionalGAN):
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
+    def base_ratio(self, raw: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 1) E_tot / E_inc of the NNLS map at the batch's conditions (1 without the guide)."""
+        e = raw["E_inc"]
+        if float(self.config["nnls_weight"]) <= 0:
+            return torch.ones(len(e), 1, device=e.device)
+        return self.design_tensor(raw).to(e.device) @ self._coef.sum(1, keepdim=True)
+
+    def design_tensor(self, raw: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, K x P) float32 NNLS design matrix of a batch's raw conditions."""
+        a = self.design(np.log(raw["E_inc"].cpu().numpy().astype(np.float64)),
+                        raw["particle"].cpu().numpy() if "particle" in raw else None)
+        return torch.from_numpy(a.astype(np.float32))
+
+    @property
+    def _coef(self) -> torch.Tensor:
+        coef = self.extra["nnls_coef"]
+        if getattr(self, "_coef_cache", (None,))[0] is not coef:
+            self._coef_cache = (coef, torch.from_numpy(np.asarray(coef, np.float32)).to(self.torch_device))
+        return self._coef_cache[1]
+
     def generate(self, z, cond, energies, raw):
-        u = self.generator(z, cond).flatten(1)
+        u = self.generator(z, cond, self.base_ratio(raw)).flatten(1)
         return self.transform.inverse(u, energies)
 
     # ---- NNLS -----------------------------------------------------------------------
@@ -158,7 +199,6 @@ class NNLSCGAN(ConditionalGAN):
         fractions = np.asarray(train.showers, np.float32) / raw["E_inc"][:, None].astype(np.float32)
         a = self.design(log_e, raw.get("particle"))
         self.extra["nnls_coef"] = fit_nnls_template(fractions, a).astype(np.float32)
-        self._coef = torch.from_numpy(self.extra["nnls_coef"]).to(self.torch_device)
 
     def nnls_loss(self, fake_fraction: torch.Tensor, design: torch.Tensor) -> torch.Tensor:
         """Relative squared distance between the batch-mean generated and NNLS deposit maps."""
@@ -177,7 +217,9 @@ class NNLSCGAN(ConditionalGAN):
         real = self.transform.forward(x, energies).view(shape)
         b = real.shape[0]
         z = torch.randn(b, self.latent_dim, generator=rng, device=x.device)
-        fake = self.generator(z, cond)
+        design = self.design_tensor(raw).to(x.device)
+        base = self.base_ratio(raw)
+        fake = self.generator(z, cond, base)
         ones, zeros = torch.ones(b, device=x.device), torch.zeros(b, device=x.device)
         loss_d = (F.binary_cross_entropy_with_logits(self.discriminator(real, cond), ones)
                   + F.binary_cross_entropy_with_logits(self.discriminator(fake.detach(), cond), zeros))
@@ -190,13 +232,14 @@ class NNLSCGAN(ConditionalGAN):
         loss_g = adv
         weight = float(self.config["nnls_weight"])
         # the NNLS distance is monitored even when it is switched off (nnls_weight = 0)
-        design = self.design(np.log(raw["E_inc"].cpu().numpy().astype(np.float64)),
-                             raw["particle"].cpu().numpy() if "particle" in raw else None)
         fraction = self.transform.inverse(fake.flatten(1), torch.ones_like(energies))
-        nnls_term = self.nnls_loss(fraction, torch.from_numpy(design.astype(np.float32)).to(x.device))
-        out["nnls"] = nnls_term.item()
+        nnls_term = self.nnls_loss(fraction, design)
+        # batch-mean E_tot / E_inc against the NNLS map's sum (the shape term barely sees it)
+        t_ratio = (design @ self._coef).sum(1)
+        ratio_term = (fraction.sum(1).mean() / t_ratio.mean().clamp_min(1e-12) - 1.0) ** 2
+        out["nnls"], out["nnls_ratio"] = nnls_term.item(), ratio_term.item()
         if weight > 0:
-            loss_g = adv + weight * nnls_term
+            loss_g = adv + weight * (nnls_term + float(self.config.get("nnls_ratio_weight", 0.0)) * ratio_term)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
