@@ -12,15 +12,20 @@ and a measured comparison with the plain CGAN in docs/nnls-cgan.md):
    scipy.optimize.nnls problem per cell (after a QR reduction of A, so each problem is only
    K x P wide). X >= 0 and B_k >= 0 make the template a physical (non-negative) deposit
    pattern at every energy, smooth across energies.
-2. During training the generator loss is the CGAN loss plus
-   ``nnls_weight`` x ||mean_batch(G(z|y)/E_inc - T(y)/E_inc)||^2 / ||mean_batch(T(y)/E_inc)||^2:
-   each batch of generated showers must reproduce, on average, the NNLS deposit map for its
-   conditions, while the discriminator shapes the shower-to-shower fluctuations.
-``nnls_weight = 0`` gives the plain CGAN (same networks, same seeds) for comparison.
+2. The generator output is factorised (as in wgan-gp): a shower shape normalised to unit sum
+   times E_tot / E_inc = sum_c T_c(y) / E_inc x exp(h(z, y)), i.e. the NNLS map's total
+   fraction at the conditions times a learned, initially narrow correction.
+3. During training the generator loss is the CGAN loss plus ``nnls_weight`` x
+   (||mean_batch(G(z|y)/E_inc - T(y)/E_inc)||^2 / ||mean_batch(T(y)/E_inc)||^2
+    + ``nnls_ratio_weight`` x (mean_batch(E_tot/E_inc) / mean_batch(sum T/E_inc) - 1)^2):
+   each batch of generated showers must reproduce, on average, the NNLS deposit map and its
+   total for its conditions, while the discriminator shapes the shower-to-shower fluctuations.
+``nnls_weight = 0`` gives the plain CGAN (same networks, same seeds, base ratio 1) for comparison.
 
 Networks: layers are the 11 channels of a 20x20 image. Generator (z + y) -> Dense(64x5x5)
--> up x2 -> Conv 64 -> up x2 -> Conv 32 -> Conv 11 -> ReLU: u = log1p(E/(eps E_inc))/log1p(1/eps)
->= 0, so generated energies are >= 0. Discriminator: strided convolutions on u, then the
+-> up x2 -> Conv 64 -> up x2 -> Conv 32 -> Conv 11 -> ReLU in u = log1p(E/(eps E_inc))/log1p(1/eps)
+space, normalised to unit sum; a dense head on (z + y) gives h. Generated energies are >= 0.
+Discriminator: strided convolutions on u, then the
 conditions and log(E_tot / E_inc) concatenated before two dense layers; binary cross-entropy.
 Conditions: log E_inc (the ECAL energy scale) and the particle (PDG 11 or 22, one-hot).
 """
