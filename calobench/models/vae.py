@@ -30,6 +30,7 @@ from torch import nn
 
 from ..showerset import ShowerSet
 from .layers import mlp
+from ..geometry import CYLINDRICAL
 from .preprocessing import ConditionalVoxelGenerator, apply_threshold
 
 
@@ -45,26 +46,42 @@ class ConditionalVAE(ConditionalVoxelGenerator):
                 "calochallenge-1-pions", "calochallenge-2", "calochallenge-3")
     description = "Conditional VAE: softmax energy fractions times a learned E_tot/E_inc"
     presets: dict[str, dict[str, Any]] = {
-        "tiny": {"energy_transforms": 2, "energy_hidden": [16, 16], "hidden": 32, "depth": 2, "latent": 4, "epochs": 3, "batch_size": 64, "lr": 3e-3,
+        "tiny": {"hurdle": None, "energy_transforms": 2, "energy_hidden": [16, 16], "hidden": 32, "depth": 2, "latent": 4, "epochs": 3, "batch_size": 64, "lr": 3e-3,
                  "beta": 0.1, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 1, "grad_clip": 10.0},
-        "quick": {"energy_transforms": 3, "energy_hidden": [64, 64], "hidden": 256, "depth": 2, "latent": 16, "epochs": 30, "batch_size": 128, "lr": 1e-3,
+        "quick": {"hurdle": None, "energy_transforms": 3, "energy_hidden": [64, 64], "hidden": 256, "depth": 2, "latent": 16, "epochs": 30, "batch_size": 128, "lr": 1e-3,
                   "beta": 0.1, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 1, "grad_clip": 10.0},
-        "full": {"energy_transforms": 4, "energy_hidden": [128, 128], "hidden": 1024, "depth": 3, "latent": 64, "epochs": 400, "batch_size": 256, "lr": 5e-4,
+        "full": {"hurdle": None, "energy_transforms": 4, "energy_hidden": [128, 128], "hidden": 1024, "depth": 3, "latent": 64, "epochs": 400, "batch_size": 256, "lr": 5e-4,
                  "beta": 0.1, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 10, "grad_clip": 10.0},
+    }
+
+    #: quick-preset settings for small, high-dimensional embedded samples (calochallenge-2:
+    #: 700 training showers of 6480 voxels; calochallenge-3: 480 of 40500): a narrow network,
+    #: a small latent and a full-strength KL term, trained for more epochs, so that the
+    #: decoder cannot memorise the training showers. Explicit overrides win.
+    small_sample_quick: dict[str, dict[str, Any]] = {
+        "calochallenge-2": {"hidden": 128, "latent": 8, "beta": 1.0, "epochs": 150, "batch_size": 64},
+        "calochallenge-3": {"hidden": 128, "latent": 8, "beta": 1.0, "epochs": 150, "batch_size": 64},
     }
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
                  **overrides: Any) -> None:
+        if preset == "quick":
+            overrides = {**self.small_sample_quick.get(dataset, {}), **overrides}
         super().__init__(dataset, preset, seed, device, **overrides)
         cfg = self.config
+        if cfg.get("hurdle") is None:  # sparse cylindrical voxels: explicit occupancy
+            cfg["hurdle"] = self.geometry.kind == CYLINDRICAL
+        self.hurdle = bool(cfg["hurdle"])
         k = self.encoder.n_features
         hidden, depth, latent = int(cfg["hidden"]), int(cfg["depth"]), int(cfg["latent"])
         self.latent = latent
         self.encoder_net = mlp(self.n_cells + 1 + k, hidden, 2 * latent, depth).to(self.torch_device)
-        self.decoder_net = mlp(latent + 1 + k, hidden, 2 * self.n_cells, depth).to(self.torch_device)
+        n_out = (3 if self.hurdle else 2) * self.n_cells
+        self.decoder_net = mlp(latent + 1 + k, hidden, n_out, depth).to(self.torch_device)
         self.energy_flow = zuko.flows.NSF(1, context=k, bins=8, transforms=int(cfg["energy_transforms"]),
                                           hidden_features=tuple(cfg["energy_hidden"])).to(self.torch_device)
         self.extra = {"t_mean": np.zeros(self.n_cells), "t_std": np.ones(self.n_cells),
+                      "h_mean": np.zeros(self.n_cells), "h_std": np.ones(self.n_cells),
                       "u_mean": np.zeros(1), "u_std": np.ones(1), "eps": np.array([1e-6]), **self.encoder.state()}
         self._set_constants()
 
@@ -80,6 +97,8 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         self._t_std = torch.as_tensor(self.extra["t_std"], dtype=torch.float32, device=dev)
         self._u_mean = float(np.asarray(self.extra["u_mean"]).reshape(-1)[0])
         self._u_std = float(np.asarray(self.extra["u_std"]).reshape(-1)[0])
+        self._h_mean = torch.as_tensor(self.extra["h_mean"], dtype=torch.float32, device=dev)
+        self._h_std = torch.as_tensor(self.extra["h_std"], dtype=torch.float32, device=dev)
 
     def after_load(self) -> None:
         super().after_load()
@@ -109,10 +128,21 @@ class ConditionalVAE(ConditionalVoxelGenerator):
             self.extra.update({"t_mean": t.mean(axis=0), "t_std": np.maximum(std, 0.5),
                                "u_mean": np.array([u.mean()]), "u_std": np.array([max(u.std(), 1e-6)])})
             self._set_constants()
+        hit = x > 0
+        if fit:  # per-cell statistics of log f_i over the showers that hit the cell
+            n_hit = hit.sum(axis=0)
+            log_f = np.where(hit, np.log(np.maximum(frac, 1e-30)), 0.0)
+            overall = log_f[hit].mean() if hit.any() else 0.0
+            mean = np.where(n_hit > 0, log_f.sum(axis=0) / np.maximum(n_hit, 1), overall)
+            var = np.where(hit, (log_f - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n_hit, 1)
+            self.extra.update({"h_mean": mean, "h_std": np.maximum(np.sqrt(var), 0.5)})
+            self._set_constants()
+        th = np.where(hit, (np.log(np.maximum(frac, 1e-30)) - self.extra["h_mean"]) / self.extra["h_std"], 0.0)
         t = (t - self.extra["t_mean"]) / self.extra["t_std"]
         u = (u - self._u_mean) / self._u_std
         return {"t": torch.from_numpy(t.astype(np.float32)), "u": torch.from_numpy(u.astype(np.float32)),
-                "c": torch.from_numpy(features)}
+                "c": torch.from_numpy(features), "hit": torch.from_numpy(hit.astype(np.float32)),
+                "th": torch.from_numpy(th.astype(np.float32))}
 
     def _eps(self) -> float:
         return float(np.asarray(self.extra["eps"]).reshape(-1)[0])
@@ -130,10 +160,20 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         mu, logvar = stats[:, :self.latent], stats[:, self.latent:].clamp(-12.0, 8.0)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * noise
-        logits, sigma = self._decode(z, u, c)
-        log_frac = torch.log(torch.softmax(logits, dim=1) + self._eps())
-        t_hat = (log_frac - self._t_mean) / self._t_std
-        nll_t = (0.5 * ((t_hat - t) / sigma) ** 2 + torch.log(sigma)).sum(dim=1)
+        if self.hurdle:
+            out = self.decoder_net(torch.cat([z, u[:, None], c], dim=1))
+            n = self.n_cells
+            occ, mean = out[:, :n], out[:, n:2 * n]
+            sigma = float(self.config["sigma_floor"]) + nn.functional.softplus(out[:, 2 * n:] - 1.0)
+            hit = batch["hit"]
+            bce = nn.functional.binary_cross_entropy_with_logits(occ, hit, reduction="none")
+            gauss = 0.5 * ((batch["th"] - mean) / sigma) ** 2 + torch.log(sigma)
+            nll_t = (bce + hit * gauss).sum(dim=1)
+        else:
+            logits, sigma = self._decode(z, u, c)
+            log_frac = torch.log(torch.softmax(logits, dim=1) + self._eps())
+            t_hat = (log_frac - self._t_mean) / self._t_std
+            nll_t = (0.5 * ((t_hat - t) / sigma) ** 2 + torch.log(sigma)).sum(dim=1)
         kl = 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(dim=1)
         nll_u = -self.energy_flow(c).log_prob(u[:, None])
         return ((nll_t + float(self.config["beta"]) * kl) / self.n_cells + nll_u).mean()
@@ -142,11 +182,22 @@ class ConditionalVAE(ConditionalVoxelGenerator):
     def generate(self, features: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
         u = self.energy_flow(features).sample()[:, 0]
         z = torch.randn(features.shape[0], self.latent, device=features.device)
+        etot = energies * torch.exp(u * self._u_std + self._u_mean)
+        if self.hurdle:  # occupancy ~ Bernoulli, log-fraction of each hit cell ~ Gaussian
+            out = self.decoder_net(torch.cat([z, u[:, None], features], dim=1))
+            n = self.n_cells
+            occ, mean = out[:, :n], out[:, n:2 * n]
+            sigma = float(self.config["sigma_floor"]) + nn.functional.softplus(out[:, 2 * n:] - 1.0)
+            hit = torch.rand_like(occ) < torch.sigmoid(occ)
+            hit = hit | (occ >= occ.max(dim=1, keepdim=True).values)  # never an empty shower
+            log_f = (mean + sigma * torch.randn_like(mean)) * self._h_std + self._h_mean
+            log_f = torch.where(hit, log_f, torch.full_like(log_f, -torch.inf))
+            cells = torch.softmax(log_f, dim=1) * etot[:, None]
+            return apply_threshold(cells, self.layer_id.to(cells.device), self.n_layers, self.geometry.threshold)
         logits, sigma = self._decode(z, u, features)
         # draw from the Gaussian decoder p(t | z, u) (not its mean): cell fluctuations and sparsity
         log_frac = torch.log(torch.softmax(logits, dim=1) + self._eps())
         log_frac = log_frac + sigma * self._t_std * torch.randn_like(log_frac)
-        etot = energies * torch.exp(u * self._u_std + self._u_mean)
         cells = torch.softmax(log_frac, dim=1) * etot[:, None]
         # readout threshold: cells below it are zeroed, each layer keeps its generated energy
         return apply_threshold(cells, self.layer_id.to(cells.device), self.n_layers, self.geometry.threshold)
