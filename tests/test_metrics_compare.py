@@ -94,4 +94,6 @@ def test_distorted_sample_has_larger_distances_than_floor():
     r = compare(far, ref, metrics="hist,resolution", **FAST)
     m = r.metrics["sep_etot_einc"]
     assert m["value"] > 0.2 and m["floor"] < 0.05
-    assert r.metrics["response_max_diff"]["value"] == pytest.approx(0.09, abs=0.01)
+    # 0.1 x the response 0.9, plus up to ~0.02 in the lowest-energy bins, where the 1 MeV readout
+    # threshold removes more of the reference's outer cells than of the 1.1x brighter sample's
+    assert 0.085 < r.metrics["response_max_diff"]["value"] < 0.115

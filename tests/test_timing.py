@@ -96,12 +96,12 @@ def test_batch_sizes_too_slow_for_the_call_limit_are_skipped_and_valid(fitted):
                         options=TimingOptions(batch_sizes=(1, 100, 10000), warmup=0, repeats=1,
                                               max_call_s=1e-12))
     batches = timing["devices"]["cpu"]["batches"]
-    assert batches["1"]["ms_per_shower"] > 0  # the first batch size is always measured
-    for bs in ("100", "10000"):
-        assert "exceeds" not in batches[bs]["skipped"] and "limit" in batches[bs]["skipped"]
-        assert batches[bs]["estimated_s"] > 0
+    for bs in ("1", "100"):  # batch sizes up to 100 are always measured
+        assert batches[bs]["ms_per_shower"] > 0
+    assert "limit" in batches["10000"]["skipped"] and batches["10000"]["estimated_s"] > 0
     schema = load_schema()
     timing_schema = {"$defs": schema["$defs"], "$ref": "#/$defs/batch_timing"}
+    jsonschema.validate(batches["10000"], timing_schema)
     jsonschema.validate(batches["100"], timing_schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"skipped": "too slow"}, timing_schema)  # the estimate is required

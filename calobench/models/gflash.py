@@ -68,8 +68,9 @@ class GFlash(Generator):
             if missing:
                 raise CalobenchError(f"model {self.name}: dataset cepc needs condition {missing[0]!r} (deg)")
             parts = []
-            for lo in range(0, len(energies), batch_size):
-                hi = min(lo + batch_size, len(energies))
+            per_batch = max(1, min(batch_size, int(2e7 // spots)))  # bounds the spot arrays (memory)
+            for lo in range(0, len(energies), per_batch):
+                hi = min(lo + per_batch, len(energies))
                 cells, offsets = sample_cepc(self.params, energies[lo:hi], conditions["theta"][lo:hi],
                                              conditions["phi"][lo:hi], geometry.threshold, rng, spots)
                 parts.append(CellList(cells, offsets))
