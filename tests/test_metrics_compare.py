@@ -33,7 +33,6 @@ def gaussian_showers(name: str, n: int, seed: int, scale: float = 1.0) -> Shower
 FAST = dict(progress=False, cls_epochs=12, cls_patience=4, cls_hidden=64, cls_lr=2e-3, repeats=1, xgb_estimators=150)
 
 
-@pytest.mark.slow
 def test_classifier_floor_and_ceiling():
     ref = gaussian_showers("stcf11x11", 3000, 1)
     same = gaussian_showers("stcf11x11", 3000, 2)
@@ -54,7 +53,6 @@ def test_low_level_classifier_sees_energy_scale():
     assert out["auc"] > 0.85
 
 
-@pytest.mark.slow
 def test_same_seed_same_numbers_and_streaming(tmp_path):
     ref = gaussian_showers("calochallenge-1-photons", 600, 1)
     gen = gaussian_showers("calochallenge-1-photons", 600, 4, scale=1.02)
