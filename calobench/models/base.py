@@ -153,6 +153,13 @@ class Generator(ABC):
         return model
 
 
+def sample_inputs(energies: np.ndarray, conditions: dict[str, np.ndarray] | None
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The arguments of ``Generator.sample`` as flat arrays: energies (N,) float64 MeV, conditions {name: (N,)}."""
+    return (np.asarray(energies, dtype=np.float64).reshape(-1),
+            {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()})
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
     path = Path(path)

@@ -43,7 +43,7 @@ from torch.nn import functional as F
 
 from ..errors import CalobenchError
 from ..showerset import ShowerSet
-from .base import load_checkpoint, save_checkpoint
+from .base import load_checkpoint, save_checkpoint, sample_inputs
 from .torch_base import TorchGenerator
 
 # dataset -> (regressed conditions, position features given to the regressor)
@@ -428,8 +428,7 @@ class DCGAN(TorchGenerator):
         """One 11x11 shower (MeV, >= 0, readout threshold applied) per incident energy."""
         if "t_scale" not in self.extra:
             raise CalobenchError("model dcgan: not fitted (train it or load a saved model)")
-        energies = np.asarray(energies, np.float64).reshape(-1)
-        conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
+        energies, conditions = sample_inputs(energies, conditions)
         code = self._encode(energies, conditions)
         self.gen.eval()
         threshold = float(self.dataset.geometry.threshold)

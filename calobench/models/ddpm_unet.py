@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import CalobenchError
 from ..showerset import ShowerSet
+from .base import sample_inputs
 from .diffusion_common import (ConditionalGMM, batches, condition_features, condition_width,
                                cosine_alphas_bar, fit_condition_scaler, sample_generator,
                                sinusoidal_embedding, train_epochs)
@@ -314,8 +315,7 @@ class DDPMUNet(TorchGenerator):
                batch_size: int = 10000) -> ShowerSet:
         if "cond_mean" not in self.extra:
             raise CalobenchError("ddpm-unet: the model is not trained (call fit or load a saved model)")
-        energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-        conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
+        energies, conditions = sample_inputs(energies, conditions)
         cond_all = condition_features(self.dataset, energies, conditions, self.extra)
         generator = sample_generator(self.torch_device, self.seed)
         threshold = self.dataset.geometry.threshold

@@ -9,7 +9,7 @@ import numpy as np
 from ..showerset import CellList, ShowerSet
 from ..simulation.gflash import Frame, GFlashParams, fit_cepc, fit_gflash, sample_cepc, sample_showers
 from ..errors import CalobenchError
-from .base import Generator
+from .base import Generator, sample_inputs
 
 
 class GFlash(Generator):
@@ -56,8 +56,7 @@ class GFlash(Generator):
                batch_size: int = 10000) -> ShowerSet:
         if self.params is None:
             raise CalobenchError(f"model {self.name}: fit or load it before sampling")
-        energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-        conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
+        energies, conditions = sample_inputs(energies, conditions)
         rng = np.random.default_rng([self.seed, self._calls])
         self._calls += 1
         geometry = self.dataset.geometry

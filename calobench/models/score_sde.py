@@ -37,6 +37,7 @@ from torch import nn
 
 from ..errors import CalobenchError
 from ..showerset import CellList, ShowerSet
+from .base import sample_inputs
 from .diffusion_common import (ConditionalGMM, GaussianFourierProjection, batches, condition_features,
                                condition_width, fit_condition_scaler, make_sde, sample_generator,
                                train_epochs)
@@ -390,8 +391,7 @@ class ScoreSDE(TorchGenerator):
                batch_size: int = 10000) -> ShowerSet:
         if "feat_mean" not in self.extra:
             raise CalobenchError("score-sde: the model is not trained (call fit or load a saved model)")
-        energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-        conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
+        energies, conditions = sample_inputs(energies, conditions)
         cond_all = condition_features(self.dataset, energies, conditions, self.extra)
         generator = sample_generator(self.torch_device, self.seed)
         self.net.eval()
