@@ -214,3 +214,30 @@ def test_minibatch_discrimination_sees_collapse():
 
 def test_bes3_generator_size_matches_seed():
     assert 44_000 < Bes3GAN("bes3-11x11", "quick").parameter_count() < 48_000  # seed 004: ~46k
+
+
+def test_bes3_fast_sampling_path_is_the_training_function():
+    """The no-autograd path (chunks, channels-last, in-place) computes what training computes."""
+    torch.manual_seed(1)
+    gen = Bes3GAN("bes3-11x11", "tiny", seed=2).generator.eval()
+    gen.chunk = 7  # several passes and a remainder
+    z, c = torch.randn(30, 16), torch.randn(30, 8)
+    with torch.no_grad():
+        fast = gen(z, c)
+    slow = gen(z, c).detach()  # autograd on: the plain Sequential path
+    assert fast.shape == slow.shape == (30, 1, 11, 11)
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_bes3_energy_ratio_head_bounds_the_map_sum():
+    """map / |p| sums to sigmoid(ratio logit) in (0, 1): E_tot <= |p| before the threshold."""
+    torch.manual_seed(1)
+    gen = Bes3GAN("bes3-11x11", "tiny", seed=2).generator
+    with torch.no_grad():
+        gen.dense.bias[0] = 2.0  # the ratio unit
+        z, c = torch.randn(50, 16), torch.randn(50, 8)
+        m = gen(z, c)
+        ratio = torch.sigmoid(gen.dense(torch.cat([z, c], 1))[:, 0])
+    assert torch.all(m >= 0)
+    np.testing.assert_allclose(m.sum((1, 2, 3)).numpy(), ratio.numpy(), rtol=1e-5)
+    assert float(ratio.max()) < 1.0
