@@ -5,6 +5,9 @@ Usage: python benchmarks/bench_models_gan.py [--events 10000] [--repeats 3] [--t
        python benchmarks/bench_models_gan.py --nnls-ablation [--seed 0] [--out runs/nnls-ablation]
          trains nnls-cgan (quick) on darkshine with and without the NNLS term through the
          runner (same split, same compare options, no leaderboard entry) and prints both rows.
+       python benchmarks/bench_models_gan.py --bes3-batches [--threads N]
+         bes3-gan showers/s and ms/shower at batch 1, 100 and 10000 (``sample`` calls of one
+         batch each: 200 x 1, 50 x 100, 3 x 10000; best of ``repeats``).
 
 Generation speed does not depend on the trained weights, so the models are timed freshly
 initialised from their preset (same architecture as after training). Each figure is the best
@@ -67,6 +70,25 @@ def nnls_ablation(seed: int, out: str) -> None:
         print(f"| {label} | " + " | ".join(cells) + " |")
 
 
+def bes3_batches(repeats: int) -> None:
+    """bes3-gan generation rate at batch 1, 100 and 10000 (whole ``sample`` calls, best of ``repeats``)."""
+    model = Bes3GAN("bes3-11x11", "quick", seed=0)
+    rng = np.random.default_rng(0)
+    lo, hi = get_dataset("bes3-11x11").energy_range
+    print(f"{'batch':>6s} {'calls':>6s} {'showers/s':>11s} {'ms/shower':>10s}")
+    for batch, calls in ((1, 200), (100, 50), (10000, 3)):
+        energies = np.exp(rng.uniform(np.log(lo), np.log(hi), batch))
+        cond = conditions("bes3-11x11", energies, rng)
+        model.sample(energies, cond, batch_size=batch)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                model.sample(energies, cond, batch_size=batch)
+            best = min(best, (time.perf_counter() - t0) / calls)
+        print(f"{batch:6d} {calls:6d} {batch / best:11.0f} {1000.0 * best / batch:10.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10000)
@@ -74,12 +96,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--nnls-ablation", action="store_true")
+    parser.add_argument("--bes3-batches", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/nnls-ablation")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.nnls_ablation:
         nnls_ablation(args.seed, args.out)
+        return
+    if args.bes3_batches:
+        print(f"torch {torch.__version__}, {args.threads} thread(s)")
+        bes3_batches(args.repeats)
         return
     rng = np.random.default_rng(0)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.events} showers per call, batch 10000")
