@@ -177,9 +177,7 @@ def test_nnls_cgan_template_tracks_the_training_mean():
     assert 0.9 < ratio < 1.1
 
 
-def test_nnls_cgan_total_energy_is_the_ratio_head():
-    """Factorised output: E_tot / E_inc of a generated shower is the NNLS map's E_tot / E_inc
-    times exp(ratio head) (the shape is normalised to unit sum)."""
+def _nnls_model_and_batch():
     model = NNLSCGAN("darkshine", "tiny", seed=0)
     data = synthetic("darkshine", 300, seed=4)
     model.prepare_fit(data, 0)
@@ -187,12 +185,22 @@ def test_nnls_cgan_total_energy_is_the_ratio_head():
     cond = torch.from_numpy(model.encode(raw))
     energies = torch.as_tensor(raw["E_inc"], dtype=torch.float32)
     z = torch.randn(len(cond), model.latent_dim, generator=torch.Generator().manual_seed(1))
-    rawt = model._tensors(raw)
+    return model, data, raw, cond, energies, z, model._tensors(raw)
+
+
+def test_nnls_cgan_total_energy_is_the_ratio_head():
+    """E_tot / E_inc of a generated shower is the NNLS map's E_tot / E_inc times exp(ratio head),
+    also after the readout threshold (the surviving cells are rescaled)."""
+    model, data, raw, cond, energies, z, rawt = _nnls_model_and_batch()
+    latent = int(model.config["latent_dim"])
+    assert model.latent_dim == latent + get_dataset("darkshine").geometry.n_cells  # + per-cell noise
     with torch.no_grad():
         showers = model.generate(z, cond, energies, rawt)
         base = model.base_ratio(rawt).squeeze(1)
-        head = base * torch.exp(model.generator.ratio(torch.cat([z, cond], 1))).squeeze(1)
+        head = base * torch.exp(model.generator.ratio(torch.cat([z[:, :latent], cond], 1))).squeeze(1)
     assert torch.all(showers >= 0)
+    threshold = get_dataset("darkshine").geometry.threshold
+    assert torch.all((showers == 0) | (showers >= threshold))
     ratio = showers.sum(1) / energies
     np.testing.assert_allclose(ratio.numpy(), head.numpy(), rtol=1e-3)
     # the base is the NNLS map's E_tot / E_inc, which tracks the training showers' ratio
@@ -200,6 +208,30 @@ def test_nnls_cgan_total_energy_is_the_ratio_head():
     assert abs(float(base.mean()) - train_ratio) < 0.05 * train_ratio
     assert abs(float(ratio.mean()) - train_ratio) < 0.05 * train_ratio
     assert float(ratio.std()) < 0.05 * train_ratio  # the untrained head starts narrow
+
+
+def test_nnls_cgan_shape_is_built_on_the_nnls_map():
+    """With the generator's fluctuation heads switched off (last layers zero) the generated
+    cell fractions are the NNLS map itself; the plain CGAN (nnls_weight = 0) starts uniform."""
+    model, data, raw, cond, energies, z, rawt = _nnls_model_and_batch()
+    g = model.generator
+    with torch.no_grad():
+        for head in (g.out[-1], g.longitudinal[-1], g.ratio[-1]):
+            head.weight.zero_()
+        g.out[-1].bias.zero_()
+        z[:, int(model.config["latent_dim"]):] = 0.0  # no per-cell noise
+        fractions = model.fractions(z, cond, rawt).numpy()
+    template = model.template(data.energies, data.conditions) / data.energies[:, None]
+    assert np.count_nonzero(template[:, -400:]) > 0  # the deepest layer is not structurally empty
+    np.testing.assert_allclose(fractions, template, rtol=1e-3, atol=1e-7)
+    plain = NNLSCGAN("darkshine", "tiny", seed=0, nnls_weight=0.0)
+    plain.prepare_fit(data, 0)
+    with torch.no_grad():
+        for head in (plain.generator.out[-1], plain.generator.longitudinal[-1], plain.generator.ratio[-1]):
+            head.weight.zero_()
+        plain.generator.out[-1].bias.zero_()
+        uniform = plain.fractions(z, cond, rawt).numpy()
+    np.testing.assert_allclose(uniform, 1.0 / uniform.shape[1], rtol=1e-4)
 
 
 def test_minibatch_discrimination_sees_collapse():

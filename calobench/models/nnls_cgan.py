@@ -42,45 +42,73 @@ from ..errors import CalobenchError
 from ..showerset import ShowerSet
 from .gan_layers import ConditionalGAN, LogRatioTransform
 
+#: Floor of the NNLS map (fraction of E_inc) before its logarithm: cells the fit leaves at 0 stay
+#: (practically) empty, 1e-9 x 8 GeV being far below the 0.5 MeV readout threshold.
+TEMPLATE_FLOOR = 1e-9
+#: Initial log of the per-cell fluctuation width (log-normal sigma exp(-1) = 0.37).
+INITIAL_LOG_SIGMA = -1.0
+#: Initial scale of the longitudinal head's last layer (shower-depth fluctuations start non-zero).
+LONGITUDINAL_GAIN = 0.3
+
 
 class CGANGenerator(nn.Module):
-    """(z, cond) -> u, (B, layers, 20, 20) in [0, 1].
+    """(z, cond, log template, base ratio) -> cell fractions E_cell / E_inc, (B, layers, 20, 20).
 
-    Two outputs, as in wgan-gp: a shower shape from the convolutions (ReLU in u space, so exact
-    zeros give realistic sparsity, normalised to unit sum over the 4400 cells) and the ratio
-    E_tot / E_inc from a small dense head (softplus). Cells are shape x ratio x E_inc >= 0, so
-    the energy response is one learned number instead of the sum of 4400 log-space cells.
+    z = [latent (B, latent), per-cell noise (B, layers x 400)]. The shower is built on the NNLS map
+    T(y) (``log_template``: log of T / E_inc per cell, floored), as three multiplicative parts:
+
+    - longitudinal: layer fractions softmax_l(log T_l + d_l(z, y)), d from a dense head;
+    - lateral: within each layer softmax_c(log T_c + mu_c(z, y) + sigma_c(z, y) n_c), mu and
+      log sigma from the convolutions, n the per-cell noise (shower-to-shower cell fluctuations);
+    - total: E_tot / E_inc = base ratio x exp(h(z, y)), h from a dense head.
+
+    Every cell where T > 0 can receive energy (no structurally empty deep layers or halo), all
+    fractions are >= 0, and with the heads' last layers initialised small the untrained
+    generator returns the NNLS map itself. The readout threshold is applied by the caller.
     """
 
-    def __init__(self, latent: int, cond_dim: int, layers: int, width: int,
-                 transform: LogRatioTransform) -> None:
+    def __init__(self, latent: int, cond_dim: int, layers: int, width: int) -> None:
         super().__init__()
-        self.width = width
-        self.eps, self.scale = transform.eps, transform.scale
-        self.dense = nn.Linear(latent + cond_dim, width * 5 * 5)
-        self.convs = nn.Sequential(
+        self.width, self.latent, self.layers = width, latent, layers
+        zc = latent + cond_dim
+        self.dense = nn.Linear(zc, width * 5 * 5)
+        self.up = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, width // 2, 3, padding=1),
-            nn.LeakyReLU(0.2), nn.Conv2d(width // 2, layers, 3, padding=1))
-        self.ratio = nn.Sequential(nn.Linear(latent + cond_dim, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
-        # start at the base ratio with a narrow spread (the discriminator widens it if needed)
-        with torch.no_grad():
-            self.ratio[-1].weight.mul_(0.01)
-            self.ratio[-1].bias.zero_()
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, width // 2, 3, padding=1), nn.LeakyReLU(0.2))
+        # the log template enters again at full resolution (where the shower is, per layer)
+        self.out = nn.Sequential(nn.Conv2d(width // 2 + layers, width // 2, 3, padding=1), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(width // 2, 2 * layers, 3, padding=1))
+        self.longitudinal = nn.Sequential(nn.Linear(zc, width), nn.LeakyReLU(0.2), nn.Linear(width, layers))
+        self.ratio = nn.Sequential(nn.Linear(zc, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+        with torch.no_grad():  # start at the template with narrow fluctuations
+            for head, gain in ((self.out[-1], 0.01), (self.longitudinal[-1], LONGITUDINAL_GAIN), (self.ratio[-1], 0.01)):
+                head.weight.mul_(gain)
+                head.bias.zero_()
+            self.out[-1].bias[layers:] = INITIAL_LOG_SIGMA
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor, base_ratio: torch.Tensor) -> torch.Tensor:
-        """base_ratio: (B, 1) E_tot / E_inc the head is relative to (the NNLS map's sum)."""
-        zc = torch.cat([z, cond], 1)
-        h = F.leaky_relu(self.dense(zc), 0.2).view(-1, self.width, 5, 5)
-        u_shape = torch.relu(self.convs(h)).clamp_max(1.0)
-        shape = torch.expm1(u_shape * self.scale)
-        fraction = shape / shape.flatten(1).sum(1)[:, None, None, None].clamp_min(1e-12)
-        ratio = (base_ratio * torch.exp(self.ratio(zc)))[:, :, None, None]
-        return (torch.log1p(fraction * ratio / self.eps) / self.scale).clamp_max(1.0)
+    def forward(self, z: torch.Tensor, cond: torch.Tensor, log_template: torch.Tensor,
+                base_ratio: torch.Tensor) -> torch.Tensor:
+        """log_template: (B, layers, 20, 20); base_ratio: (B, 1). Returns fractions of E_inc."""
+        b = z.shape[0]
+        zc = torch.cat([z[:, :self.latent], cond], 1)
+        noise = z[:, self.latent:].view(b, self.layers, 20, 20)
+        h = self.up(F.leaky_relu(self.dense(zc), 0.2).view(-1, self.width, 5, 5))
+        mu, log_sigma = self.out(torch.cat([h, (log_template + 10.0) / 10.0], 1)).chunk(2, 1)
+        logits = (log_template + mu + torch.exp(log_sigma.clamp(-6.0, 3.0)) * noise).flatten(2)
+        lateral = torch.softmax(logits, 2)  # (B, layers, 400), unit sum per layer
+        layer_log = torch.logsumexp(log_template.flatten(2), 2)  # log T_l
+        longitudinal = torch.softmax(layer_log + self.longitudinal(zc), 1)  # (B, layers)
+        ratio = base_ratio * torch.exp(self.ratio(zc))
+        return (lateral * (longitudinal * ratio)[:, :, None]).view(b, self.layers, 20, 20)
 
 
 class CGANDiscriminator(nn.Module):
-    """(u (B, layers, 20, 20), cond) -> logit (B,)."""
+    """(u (B, layers, 20, 20), cond) -> logit (B,).
+
+    Strided convolutions on u, then the conditions, log(E_tot / E_inc), the per-layer log energy
+    fractions, the per-layer mean u (a differentiable occupancy measure) and the per-layer centres
+    of energy and widths in x and y (in cell pitches) before two dense layers.
+    """
 
     def __init__(self, cond_dim: int, layers: int, width: int, transform: LogRatioTransform) -> None:
         super().__init__()
@@ -90,11 +118,23 @@ class CGANDiscriminator(nn.Module):
             nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),   # 10x10
             nn.Conv2d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),        # 5x5
             nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(width * 25 + cond_dim + 1, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1))
+        self.head = nn.Sequential(nn.Linear(width * 25 + cond_dim + 1 + 6 * layers, 128), nn.LeakyReLU(0.2),
+                                  nn.Linear(128, 1))
 
     def forward(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        etot = torch.expm1(u * self.scale).flatten(1).sum(1, keepdim=True) * self.eps
-        return self.head(torch.cat([self.convs(u), cond, torch.log(etot + 1e-6)], 1)).squeeze(1)
+        e = torch.expm1(u * self.scale) * self.eps  # (B, layers, 20, 20) E_cell / E_inc
+        per_layer = e.flatten(2).sum(2)  # (B, layers)
+        etot = per_layer.sum(1, keepdim=True)
+        pos = torch.arange(20, dtype=u.dtype, device=u.device) - 9.5  # cell centres in pitches
+        den = per_layer + 1e-9
+        moments = []
+        for profile in (e.sum(2), e.sum(3)):  # (B, layers, 20) along x, along y
+            mean = (profile * pos).sum(2) / den
+            var = (profile * pos ** 2).sum(2) / den - mean ** 2
+            moments += [mean, torch.sqrt(var.clamp_min(0) + 1e-6)]
+        features = [self.convs(u), cond, torch.log(etot + 1e-6),
+                    torch.log10(per_layer / (etot + 1e-6) + 1e-6) / 6.0, 10.0 * u.flatten(2).mean(2), *moments]
+        return self.head(torch.cat(features, 1)).squeeze(1)
 
 
 def hat_basis(log_e: np.ndarray, knots: np.ndarray) -> np.ndarray:
@@ -134,11 +174,11 @@ class NNLSCGAN(ConditionalGAN):
     description = "DarkSHINE CGAN with a non-negative least-squares deposit-map guide"
     presets = {
         "tiny": {"latent_dim": 16, "width": 16, "epochs": 2, "batch_size": 64, "lr": 1e-3, "eps": 1e-5,
-                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_knots": 4, "max_train_events": 400},
+                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "nnls_knots": 4, "max_train_events": 400},
         "quick": {"latent_dim": 64, "width": 32, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4, "eps": 1e-5,
-                  "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_knots": 8, "max_train_events": 20000},
+                  "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "nnls_knots": 8, "max_train_events": 20000},
         "full": {"latent_dim": 128, "width": 128, "epochs": 200, "min_steps": 50, "batch_size": 256, "lr": 1e-4, "eps": 1e-5,
-                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_knots": 12, "max_train_events": None},
+                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "nnls_knots": 12, "max_train_events": None},
     }
 
     def build(self) -> None:
@@ -148,7 +188,7 @@ class NNLSCGAN(ConditionalGAN):
         self.layers = int(shape[0])
         width = int(self.config["width"])
         self.transform = LogRatioTransform(self.config["eps"])
-        self.generator = CGANGenerator(self.latent_dim, self.cond_dim, self.layers, width, self.transform)
+        self.generator = CGANGenerator(int(self.config["latent_dim"]), self.cond_dim, self.layers, width)
         self.discriminator = CGANDiscriminator(self.cond_dim, self.layers, width, self.transform)
         k = int(self.config["nnls_knots"])
         p = max(len(self.pdg_codes), 1)
@@ -178,9 +218,33 @@ class NNLSCGAN(ConditionalGAN):
             self._coef_cache = (coef, torch.from_numpy(np.asarray(coef, np.float32)).to(self.torch_device))
         return self._coef_cache[1]
 
+    @property
+    def latent_dim(self) -> int:
+        """Noise per shower: the dense latent plus one Gaussian per cell (lateral fluctuations)."""
+        return int(self.config["latent_dim"]) + self.dataset.geometry.n_cells
+
+    def log_template(self, design: torch.Tensor) -> torch.Tensor:
+        """(B, layers, 20, 20) log of the NNLS map T / E_inc (floored at 1e-9) for a design matrix;
+        zeros (a uniform start) without the guide."""
+        if float(self.config["nnls_weight"]) <= 0:
+            return torch.zeros(len(design), self.layers, 20, 20, device=design.device)
+        return torch.log((design @ self._coef).clamp_min(0) + TEMPLATE_FLOOR).view(-1, self.layers, 20, 20)
+
+    def fractions(self, z: torch.Tensor, cond: torch.Tensor, raw: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, cells) generated E_cell / E_inc before the readout threshold."""
+        design = self.design_tensor(raw).to(z.device)
+        return self.generator(z, cond, self.log_template(design), self.base_ratio(raw)).flatten(1)
+
+    def readout(self, fraction: torch.Tensor, energies: torch.Tensor) -> torch.Tensor:
+        """(B, cells) MeV: cells below the readout threshold read 0 and the surviving cells are
+        rescaled so that E_tot keeps the generated E_tot / E_inc (the ratio head's value)."""
+        total = fraction.sum(1, keepdim=True) * energies[:, None]
+        e = fraction * energies[:, None]
+        kept = torch.where(e >= float(self.dataset.geometry.threshold), e, torch.zeros((), device=e.device))
+        return kept * (total / kept.sum(1, keepdim=True).clamp_min(1e-12))
+
     def generate(self, z, cond, energies, raw):
-        u = self.generator(z, cond, self.base_ratio(raw)).flatten(1)
-        return self.transform.inverse(u, energies)
+        return self.readout(self.fractions(z, cond, raw), energies)
 
     # ---- NNLS -----------------------------------------------------------------------
     def design(self, log_e: np.ndarray, particle: np.ndarray | None) -> np.ndarray:
@@ -210,11 +274,20 @@ class NNLSCGAN(ConditionalGAN):
         target = (design @ self._coef).mean(0)
         return ((fake_fraction.mean(0) - target) ** 2).sum() / (target ** 2).sum().clamp_min(1e-12)
 
+    def nnls_layer_loss(self, fake_fraction: torch.Tensor, design: torch.Tensor) -> torch.Tensor:
+        """Mean over layers of (batch-mean generated layer energy / NNLS layer energy - 1)^2: every
+        layer counts equally, so the deep layers' small energies are held to the map as well."""
+        target = (design @ self._coef).view(len(design), self.layers, -1).sum(2).mean(0)
+        fake = fake_fraction.view(len(design), self.layers, -1).sum(2).mean(0)
+        used = target > 0
+        return ((fake[used] / target[used] - 1.0) ** 2).mean()
+
     # ---- training -------------------------------------------------------------------
     def make_optimizers(self):
         lr = float(self.config["lr"])
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
+        lr_d = lr * float(self.config.get("d_lr_factor", 1.0))
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr_d, betas=(0.5, 0.999))
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def train_step(self, x, cond, energies, raw, rng):
@@ -223,10 +296,12 @@ class NNLSCGAN(ConditionalGAN):
         b = real.shape[0]
         z = torch.randn(b, self.latent_dim, generator=rng, device=x.device)
         design = self.design_tensor(raw).to(x.device)
-        base = self.base_ratio(raw)
-        fake = self.generator(z, cond, base)
+        fraction = self.fractions(z, cond, raw)
+        # the readout threshold, as at sampling (real showers have it): cells below read 0
+        fake = self.transform.forward(self.readout(fraction, energies), energies).view(shape)
         ones, zeros = torch.ones(b, device=x.device), torch.zeros(b, device=x.device)
-        loss_d = (F.binary_cross_entropy_with_logits(self.discriminator(real, cond), ones)
+        smooth = float(self.config.get("label_smoothing", 0.0))
+        loss_d = (F.binary_cross_entropy_with_logits(self.discriminator(real, cond), ones * (1.0 - smooth))
                   + F.binary_cross_entropy_with_logits(self.discriminator(fake.detach(), cond), zeros))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -237,14 +312,15 @@ class NNLSCGAN(ConditionalGAN):
         loss_g = adv
         weight = float(self.config["nnls_weight"])
         # the NNLS distance is monitored even when it is switched off (nnls_weight = 0)
-        fraction = self.transform.inverse(fake.flatten(1), torch.ones_like(energies))
         nnls_term = self.nnls_loss(fraction, design)
         # batch-mean E_tot / E_inc against the NNLS map's sum (the shape term barely sees it)
         t_ratio = (design @ self._coef).sum(1)
         ratio_term = (fraction.sum(1).mean() / t_ratio.mean().clamp_min(1e-12) - 1.0) ** 2
-        out["nnls"], out["nnls_ratio"] = nnls_term.item(), ratio_term.item()
+        layer_term = self.nnls_layer_loss(fraction, design)
+        out["nnls"], out["nnls_ratio"], out["nnls_layers"] = nnls_term.item(), ratio_term.item(), layer_term.item()
         if weight > 0:
-            loss_g = adv + weight * (nnls_term + float(self.config.get("nnls_ratio_weight", 0.0)) * ratio_term)
+            loss_g = adv + weight * (nnls_term + float(self.config.get("nnls_ratio_weight", 0.0)) * ratio_term
+                                     + float(self.config.get("nnls_layer_weight", 0.0)) * layer_term)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
