@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -162,6 +163,16 @@ class Bes3GAN(ConditionalGAN):
         self.n_obs = 1 + len(self.continuous)  # log E_inc and the continuous conditions
         self.regressor = Bes3Regressor(self.n_obs)
 
+    def prepare_fit(self, train, epoch_start: int) -> None:
+        """Start the E_tot / |p| unit at the training set's mean ratio (its bias is the logit),
+        so that the adversarial epochs learn the spread, not the scale."""
+        raw = self._raw_conditions(train.energies, train.conditions)
+        p = np.sqrt(raw["px"] ** 2 + raw["py"] ** 2 + raw["pz"] ** 2)
+        p = np.where(p > 0, p, raw["E_inc"])
+        ratio = float(np.clip(np.mean(np.asarray(train.showers, np.float64).sum(1) / p), 0.01, 0.99))
+        with torch.no_grad():
+            self.generator.dense.bias[0] = math.log(ratio / (1.0 - ratio))
+
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator, "regressor": self.regressor}
 
@@ -217,9 +228,15 @@ class Bes3GAN(ConditionalGAN):
         fake = self.generator(z, cond)
         ones, zeros = torch.ones(b, device=x.device), torch.zeros(b, device=x.device)
         smooth = torch.full((b,), 1.0 - float(self.config["label_smoothing"]), device=x.device)
+        gamma = float(self.config.get("r1_gamma", 0.0))
+        if gamma > 0:
+            real.requires_grad_(True)
         d_real = self.discriminator(real, cond, p)
         d_fake = self.discriminator(fake.detach(), cond, p)
         loss_d = F.binary_cross_entropy_with_logits(d_real, smooth) + F.binary_cross_entropy_with_logits(d_fake, zeros)
+        if gamma > 0:  # R1 penalty (Mescheder et al. 2018, arXiv:1801.04406): 0.5 gamma E|grad D(real)|^2
+            grad, = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+            loss_d = loss_d + 0.5 * gamma * grad.pow(2).sum((1, 2, 3)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
