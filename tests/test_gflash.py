@@ -92,7 +92,7 @@ def test_longitudinal_profile_and_response(name):
 
 def test_cepc_point_clouds():
     ref = _reference("cepc", 60)
-    model = GFlash("cepc", "tiny", seed=2, pointcloud_spots=20000)  # ~2 spots per threshold energy
+    model = GFlash("cepc", "tiny", seed=2)
     model.fit(ref)
     gen = model.sample(ref.energies, ref.conditions)
     assert len(gen) == len(ref) and np.all(gen.showers.cells[:, 3] >= ref.geometry.threshold)

@@ -7,14 +7,20 @@ from pathlib import Path
 import numpy as np
 
 from ..showerset import CellList, ShowerSet
-from ..simulation.gflash import Frame, GFlashParams, fit_cepc, fit_gflash, sample_cepc, sample_showers
+from ..simulation.gflash import (Frame, GFlashParams, build_cell_maps, build_pad_maps, fit_cepc, fit_gflash,
+                                 sample_cepc, sample_showers)
 from ..errors import CalobenchError
 from .base import Generator, sample_inputs
 
 
+#: Cells simulated per call (bounds the working arrays: about 16 bytes per cell).
+CELLS_PER_CALL = 4_000_000
+
+
 class GFlash(Generator):
     """Grindhammer-Peters longitudinal gamma profile with correlated fluctuations, core + tail
-    radial profile and per-cell sampling fluctuations, fitted to the training sample."""
+    radial profile integrated over each cell and per-cell sampling fluctuations, fitted to the
+    training sample. ``draws``: Monte Carlo draws of the cepc radial fit; ``max_events``: showers fitted."""
 
     name = "gflash"
     family = "parametric"
@@ -22,15 +28,16 @@ class GFlash(Generator):
     datasets = ("stcf11x11", "bes3-11x11", "darkshine", "calochallenge-2", "calochallenge-3", "cepc")
     description = "GFlash-style parametric shower model fitted to the reference (numpy)"
     presets = {
-        "tiny": {"n_spots": 1000, "pointcloud_spots": 5000, "draws": 4000, "max_events": 300},
-        "quick": {"n_spots": 4000, "pointcloud_spots": 20000, "draws": 20000, "max_events": 3000},
-        "full": {"n_spots": 20000, "pointcloud_spots": 50000, "draws": 60000, "max_events": 20000},
+        "tiny": {"draws": 4000, "max_events": 300},
+        "quick": {"draws": 20000, "max_events": 3000},
+        "full": {"draws": 60000, "max_events": 20000},
     }
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu", **overrides) -> None:
         super().__init__(dataset, preset, seed, device, **overrides)
         self.frame = Frame(self.dataset.geometry) if self.dataset.geometry.is_voxel else None
         self.params: GFlashParams | None = None
+        self._maps = None  # cell maps integrated from self.params (built on first use)
         self._calls = 0
 
     def fit(self, train: ShowerSet, valid: ShowerSet | None = None, *, epochs: int | None = None,
@@ -44,11 +51,12 @@ class GFlash(Generator):
             cells = sub.showers
             self.params = fit_cepc(sub.energies, cells.cells, cells.offsets, sub.conditions["theta"],
                                    sub.conditions["phi"], self.dataset.geometry.threshold,
-                                   int(self.config["pointcloud_spots"]), int(self.config["draws"]), self.seed)
+                                   int(self.config["draws"]), self.seed)
+            self._maps = None
             return {"events": int(n), "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}
         self.params = fit_gflash(self.dataset.name, self.dataset.geometry, sub.energies, sub.showers,
-                                 sub.conditions, int(self.config["n_spots"]), int(self.config["draws"]),
-                                 n, self.seed)
+                                 sub.conditions, n, self.seed)
+        self._maps = None
         return {"events": int(n), "groups": self.params.codes.tolist(),
                 "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}
 
@@ -60,29 +68,36 @@ class GFlash(Generator):
         rng = np.random.default_rng([self.seed, self._calls])
         self._calls += 1
         geometry = self.dataset.geometry
-        spots = int(self.config["n_spots"] if self.frame is not None else self.config["pointcloud_spots"])
+        maps = self.cell_maps()
         provenance = {"generator": "gflash", "preset": self.preset, "seed": self.seed}
         if self.frame is None:
             missing = [k for k in ("theta", "phi") if k not in conditions]
             if missing:
                 raise CalobenchError(f"model {self.name}: dataset cepc needs condition {missing[0]!r} (deg)")
             parts = []
-            per_batch = max(1, min(batch_size, int(2e7 // spots)))  # bounds the spot arrays (memory)
+            per_batch = max(1, min(batch_size, int(CELLS_PER_CALL // max(len(maps.layers), 1))))
             for lo in range(0, len(energies), per_batch):
                 hi = min(lo + per_batch, len(energies))
-                cells, offsets = sample_cepc(self.params, energies[lo:hi], conditions["theta"][lo:hi],
-                                             conditions["phi"][lo:hi], geometry.threshold, rng, spots)
+                cells, offsets = sample_cepc(self.params, maps, energies[lo:hi], conditions["theta"][lo:hi],
+                                             conditions["phi"][lo:hi], geometry.threshold, rng)
                 parts.append(CellList(cells, offsets))
             return ShowerSet(geometry, energies, CellList.concatenate(parts), conditions,
                              "+".join(self.dataset.particles), provenance, self.dataset.name)
-        per_batch = max(1, min(batch_size, int(2e7 // max(geometry.n_cells, spots))))
+        per_batch = max(1, min(batch_size, int(CELLS_PER_CALL // geometry.n_cells)))
         out = np.zeros((len(energies), geometry.n_cells), dtype=np.float32)
         for lo in range(0, len(energies), per_batch):
             hi = min(lo + per_batch, len(energies))
-            out[lo:hi] = sample_showers(self.params, self.dataset.name, self.frame, energies[lo:hi],
-                                        {k: v[lo:hi] for k, v in conditions.items()}, rng, spots)
+            sample_showers(self.params, maps, self.dataset.name, self.frame, energies[lo:hi],
+                           {k: v[lo:hi] for k, v in conditions.items()}, rng, out=out[lo:hi])
         return ShowerSet(geometry, energies, out, conditions, "+".join(self.dataset.particles),
                          provenance, self.dataset.name)
+
+    def cell_maps(self):
+        """The fitted radial profiles integrated over the cells (cached until the next fit/load)."""
+        if self._maps is None:
+            self._maps = (build_pad_maps(self.params, self.dataset.geometry.threshold) if self.frame is None
+                          else build_cell_maps(self.params, self.dataset.name, self.frame))
+        return self._maps
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         if self.params is None:
@@ -91,3 +106,4 @@ class GFlash(Generator):
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.params = GFlashParams.from_arrays(arrays)
+        self._maps = None

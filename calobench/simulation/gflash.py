@@ -1,16 +1,23 @@
-"""GFlash-style parametric shower simulation in vectorized numpy.
+"""GFlash-style parametric shower simulation in vectorized numpy, computed per readout cell.
 
-A shower is a set of equal-energy spots (Grindhammer & Peters, hep-ex/0001020):
-- total deposited energy: f = E_dep / E_inc ~ Normal(mean(lnE), sigma(lnE)) per particle group;
-- longitudinal: the spot depth (mm) follows a Gamma(alpha, beta) law whose per-shower
-  (ln mean depth, ln alpha) are drawn from a correlated bivariate normal whose mean is linear
-  in ln E (the fluctuations and correlation of the longitudinal profile);
-- radial: a core + tail mixture, f(r) = p 2r Rc^2/(r^2+Rc^2)^2 + (1-p) 2r Rt^2/(r^2+Rt^2)^2,
-  with (Rc, Rt, p) per readout layer (depth dependence);
-- the spots are binned into the readout cells, rescaled to the sampled E_dep, and every cell
-  gets a Gamma sampling fluctuation of variance eps * E_cell (MeV^2) (the shower total kept),
-  then the threshold.
-Parameters are fitted to a Geant4 reference ShowerSet (``fit_gflash``). Lengths in mm, MeV.
+A shower (Grindhammer & Peters, hep-ex/0001020) is built in four steps:
+- deposited energy: f = E_dep / E_inc ~ Normal(a + b lnE, c^2/E + d^2) per particle group;
+- longitudinal: the energy density in depth (mm) is a Gamma(alpha, mu/alpha) law whose per-shower
+  (ln mu, ln alpha) come from a correlated bivariate normal with a mean linear in ln E (the
+  fluctuations and correlation of the longitudinal profile); a layer receives E_dep times the
+  Gamma probability of its depth interval (regularised incomplete gamma function);
+- radial: a core + tail mixture per layer, p 2r Rc^2/(r^2+Rc^2)^2 + (1-p) 2r Rt^2/(r^2+Rt^2)^2,
+  integrated in closed form over every cell (``radial_profile``) around the shower axis
+  (impact point + slope x mean depth);
+- every cell gets its mean energy E_layer x fraction with a Gamma sampling fluctuation of
+  variance eps x E_cell (MeV^2), drawn with the Wilson-Hilferty cube-root normal approximation
+  (one normal number per cell); the shower total is kept, then the threshold is applied.
+
+The cost is a fixed number of array operations per simulated cell, whatever the energy. In
+each layer only the cells whose mean energy gives them at least ``MIN_HIT_PROBABILITY`` of
+passing the threshold are simulated (ordered by falling fraction, so a cut per layer).
+Parameters are fitted to a Geant4 reference ShowerSet (``fit_gflash``, ``fit_cepc``).
+Lengths in mm, energies in MeV.
 """
 
 from __future__ import annotations
@@ -18,18 +25,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize, nnls
+from scipy.optimize import brentq, minimize, nnls
+from scipy.special import exp1, gammainc, gammaincc
 
 from ..geometry import CYLINDRICAL, GRID, Geometry
+from .radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
 
 #: Single-layer crystal readouts have no longitudinal information: GFlash's homogeneous
 #: parametrisation in radiation lengths is used (X0 mm, critical energy MeV, Z; PDG values).
 MATERIALS = {"stcf11x11": (18.6, 11.17, 54.0), "bes3-11x11": (18.6, 11.17, 54.0)}
+#: Cells whose mean energy gives less than this chance of passing the threshold are not simulated.
+MIN_HIT_PROBABILITY = 1e-3
+#: Cells of mean energy below SPARSE_SHAPE x eps (Gamma shape below it) get hits, not draws.
+SPARSE_SHAPE = 0.05
+#: Quantiles tabulated for the energy of a sparse cell's hit.
+TAIL_QUANTILES = 4096
+#: Axis-position tables (datasets whose shower axis moves from shower to shower): bins per cell
+#: width and the covered range (cell widths either side of the central cell's centre).
+TABLE_BINS_PER_CELL = 32
+TABLE_HALF_RANGE_CELLS = 1.5
+#: Datasets whose axis position varies per shower (a per-shower lookup in a table of cell maps).
+MOVING_AXIS = ("stcf11x11", "bes3-11x11")
 
 
 @dataclass
 class Frame:
-    """How a geometry reads out spots: depth of a layer (mm) and the cell binning."""
+    """How a geometry reads out a shower: number and depth (mm) of layers, cells per layer."""
 
     geometry: Geometry
 
@@ -45,30 +66,32 @@ class Frame:
     def cells_per_layer(self) -> int:
         return self.geometry.n_cells // self.n_layers
 
-    def bin(self, x: np.ndarray, y: np.ndarray, depth: np.ndarray) -> np.ndarray:
-        """Cell index of spots at (x, y) mm and depth mm; -1 outside the readout."""
+    def cell_edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Grid geometries: x1, x2, y1, y2 (mm) of the cells of one layer, shape (cells_per_layer,)."""
         g = self.geometry
-        layer = np.floor(depth / self.layer_depth).astype(np.int64)
-        ok = (layer >= 0) & (layer < self.n_layers)
-        if g.kind == GRID:
-            _, ny, nx = g.shape
-            dx, dy = g.sizes[0, 0], g.sizes[0, 1]
-            ix = np.floor(x / dx + nx / 2.0).astype(np.int64)
-            iy = np.floor(y / dy + ny / 2.0).astype(np.int64)
-            ok &= (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-            cell = (layer * ny + iy) * nx + ix
-        elif g.kind == CYLINDRICAL:
+        if g.kind != GRID:
+            raise ValueError(f"{g.name} is not a grid geometry")
+        c = g.centres[: self.cells_per_layer]
+        s = g.sizes[: self.cells_per_layer]
+        return c[:, 0] - s[:, 0] / 2, c[:, 0] + s[:, 0] / 2, c[:, 1] - s[:, 1] / 2, c[:, 1] + s[:, 1] / 2
+
+    def layer_cell_fractions(self, theta: np.ndarray, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
+        """Mean fraction of one layer's energy in each of its cells, (cells_per_layer,), for the
+        radial parameters theta (ln Rc, ln Rt, logit p), averaged over axis positions ax, ay (mm)."""
+        g = self.geometry
+        rc, rt, p = unpack(theta)
+        if g.kind == CYLINDRICAL:  # showers centred on the axis: uniform in alpha
             binning = g.layers[0]
             edges = np.asarray(binning.r_edges)
-            r = np.hypot(x, y)
-            ir = np.searchsorted(edges, r, side="right") - 1
-            ok &= (ir >= 0) & (ir < binning.n_r)
-            ia = np.floor((np.arctan2(y, x) + np.pi) / (2 * np.pi / binning.n_alpha)).astype(np.int64)
-            ia = np.clip(ia, 0, binning.n_alpha - 1)
-            cell = layer * binning.n_cells + ia * binning.n_r + ir
-        else:
+            rings = mixture(ring_fraction(edges[:-1], edges[1:], rc), ring_fraction(edges[:-1], edges[1:], rt), p)
+            return np.repeat(rings[None, :] / binning.n_alpha, binning.n_alpha, axis=0).ravel()
+        if g.kind != GRID:
             raise ValueError(f"GFlash needs a voxel geometry, {g.name} is {g.kind}")
-        return np.where(ok, cell, -1)
+        x1, x2, y1, y2 = self.cell_edges()
+        ax, ay = np.atleast_1d(ax)[:, None], np.atleast_1d(ay)[:, None]
+        core = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rc)
+        tail = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rt)
+        return mixture(core, tail, p).mean(axis=0)
 
 
 def radial_draws(rng: np.random.Generator, n: int, rc, rt, p):
@@ -111,7 +134,8 @@ class GFlashParams:
 
     codes (G,); response (G, 4): mean f = a + b lnE, var f = c^2/E + d^2;
     long_mean (G, 2, 2): [ln mu, ln alpha] = A[:, 0] + A[:, 1] lnE; long_cov (G, 2, 2);
-    radial (G, L, 3): ln Rc, ln Rt, logit p; eps (G,): cell fluctuation MeV.
+    radial (G, L, 3): ln Rc, ln Rt, logit p; eps (G,): cell fluctuation MeV;
+    energy_range (2,): lowest and highest fitted incident energy, MeV.
     """
 
     codes: np.ndarray
@@ -120,14 +144,18 @@ class GFlashParams:
     long_cov: np.ndarray
     radial: np.ndarray
     eps: np.ndarray
+    energy_range: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in self.__dict__.items()}
 
+    def copy(self) -> "GFlashParams":
+        return GFlashParams.from_arrays(self.arrays())
+
     @staticmethod
     def from_arrays(arrays: dict[str, np.ndarray]) -> "GFlashParams":
-        return GFlashParams(**{k: np.asarray(arrays[k], dtype=np.float64) for k in
-                               ("codes", "response", "long_mean", "long_cov", "radial", "eps")})
+        return GFlashParams(**{k: np.array(arrays[k], dtype=np.float64) for k in
+                               ("codes", "response", "long_mean", "long_cov", "radial", "eps", "energy_range")})
 
 
 def _homogeneous_profile(dataset: str, energies: np.ndarray, codes: np.ndarray):
@@ -140,61 +168,255 @@ def _homogeneous_profile(dataset: str, energies: np.ndarray, codes: np.ndarray):
     return np.log(alpha / beta * x0), np.log(alpha)
 
 
-def sample_showers(params: GFlashParams, dataset: str, frame: Frame, energies: np.ndarray,
-                   conditions: dict[str, np.ndarray], rng: np.random.Generator, n_spots: int) -> np.ndarray:
-    """(n, cells) float32 showers in MeV for incident energies (n,) MeV; n_spots: most spots per shower."""
-    n = len(energies)
-    energies = np.asarray(energies, dtype=np.float64)
-    codes = groups_of(conditions, n)
-    gi = np.searchsorted(params.codes, codes)
-    gi = np.clip(gi, 0, len(params.codes) - 1)
-    le = np.log(energies)
-    # total deposited energy
+def deposited_energy(params: GFlashParams, gi: np.ndarray, energies: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+    """E_dep (n,) MeV: the sampled response times the incident energies (n,) MeV."""
     a, b, c, d = (params.response[gi, k] for k in range(4))
-    frac = a + b * le + np.sqrt(np.maximum(c ** 2 / energies + d ** 2, 0.0)) * rng.standard_normal(n)
-    e_dep = energies * np.clip(frac, 0.0, None)
-    # longitudinal (correlated fluctuations)
-    if frame.n_layers > 1:
+    frac = a + b * np.log(energies) + np.sqrt(np.maximum(c ** 2 / energies + d ** 2, 0.0)) * rng.standard_normal(len(energies))
+    return energies * np.clip(frac, 0.0, None)
+
+
+def longitudinal(params: GFlashParams, gi: np.ndarray, energies: np.ndarray, rng: np.random.Generator,
+                 dataset: str, codes: np.ndarray, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-shower (mean depth mu, shape alpha) of the Gamma depth profile (mu in the depth unit)."""
+    if n_layers > 1:
+        le = np.log(energies)
         mean = params.long_mean[gi, :, 0] + params.long_mean[gi, :, 1] * le[:, None]
         chol = np.linalg.cholesky(params.long_cov + 1e-9 * np.eye(2))[gi]
-        z = np.einsum("nij,nj->ni", chol, rng.standard_normal((n, 2)))
+        z = np.einsum("nij,nj->ni", chol, rng.standard_normal((len(energies), 2)))
         ln_mu, ln_alpha = (mean + z).T
     else:
         ln_mu, ln_alpha = _homogeneous_profile(dataset, energies, codes)
-    alpha = np.maximum(np.exp(ln_alpha), 1.05)
-    mu = np.exp(ln_mu)
-    # spots: about two per threshold energy (so faint cells can appear), at most n_spots
-    per = np.clip(np.rint(2.0 * e_dep / frame.geometry.threshold), 32, n_spots).astype(np.int64)
-    m = int(per.sum())
-    event = np.repeat(np.arange(n), per)
-    depth = rng.gamma(np.repeat(alpha, per), np.repeat(mu / alpha, per))
-    layer = np.clip((depth / frame.layer_depth).astype(np.int64), 0, frame.n_layers - 1)
-    rad = params.radial[gi[event], layer]
-    r = radial_draws(rng, m, np.exp(rad[:, 0]), np.exp(rad[:, 1]), 1.0 / (1.0 + np.exp(-rad[:, 2])))
-    phi = rng.uniform(-np.pi, np.pi, m)
-    x0, y0, tx, ty = impact(dataset, conditions, rng, n)
-    x = x0[event] + tx[event] * depth + r * np.cos(phi)
-    y = y0[event] + ty[event] * depth + r * np.sin(phi)
-    cell = frame.bin(x, y, depth)
-    inside = cell >= 0
+    return np.exp(ln_mu), np.maximum(np.exp(ln_alpha), 1.05)
+
+
+def layer_fractions(mu: np.ndarray, alpha: np.ndarray, n_layers: int, layer_depth: float) -> np.ndarray:
+    """(n, L) float32 fractions of the energy in each layer (normalised over the layers)."""
+    if n_layers == 1:
+        return np.ones((len(mu), 1), dtype=np.float32)
+    edges = np.arange(n_layers + 1) * layer_depth
+    cdf = gammainc(alpha[:, None], edges[None, :] * (alpha / mu)[:, None])
+    frac = np.diff(cdf, axis=1)
+    frac /= np.maximum(frac.sum(axis=1, keepdims=True), 1e-12)
+    return frac.astype(np.float32)
+
+
+def hit_probability(mean: np.ndarray, eps: float, threshold: float) -> np.ndarray:
+    """P(E_cell > threshold) for the Gamma cell fluctuation (shape mean/eps, scale eps MeV)."""
+    mean = np.maximum(np.asarray(mean, dtype=np.float64), 1e-300)
+    return gammaincc(mean / eps, threshold / eps)
+
+
+def hit_cut(eps: float, threshold: float, probability: float = MIN_HIT_PROBABILITY) -> float:
+    """The mean cell energy (MeV) below which a cell passes the threshold with less than ``probability``."""
+    return float(brentq(lambda m: hit_probability(m, eps, threshold) - probability, 1e-12 * threshold,
+                        1e3 * threshold + 1e3 * eps))
+
+
+def fluctuate(mean: np.ndarray, eps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cell energies (float32, shape of ``mean``) with mean ``mean`` MeV and variance eps x mean.
+
+    Gamma(k = mean/eps, scale eps), drawn as Gamma(k + 1) U^(1/k) (Marsaglia & Tsang's boost,
+    exact for the small shapes of sparse cells) with Gamma(k + 1) from the Wilson-Hilferty
+    approximation (k+1)(1 - 1/(9(k+1)) + z/(3 sqrt(k+1)))^3, z standard normal, cut at zero.
+    ``eps`` broadcasts against ``mean``. Never negative.
+    """
+    k = np.divide(mean, np.asarray(eps, dtype=np.float32))
+    k1 = k + np.float32(1.0)
+    base = rng.standard_normal(mean.shape, dtype=np.float32)
+    base /= np.sqrt(k1)
+    base *= np.float32(1.0 / 3.0)
+    base += np.float32(1.0)
+    base -= np.float32(1.0 / 9.0) / k1
+    np.maximum(base, np.float32(0.0), out=base)
+    energy = base * base
+    energy *= base
+    energy *= k1
+    # U^(1/k) = exp(ln(U) / k), U in (0, 1]
+    u = rng.random(mean.shape, dtype=np.float32)
+    np.subtract(np.float32(1.0), u, out=u)
+    np.log(u, out=u)
+    u /= np.maximum(k, np.float32(1e-30))
+    np.exp(u, out=u)
+    energy *= u
+    energy *= np.asarray(eps, dtype=np.float32)
+    return energy
+
+
+@dataclass
+class CellMaps:
+    """Mean fraction of a layer's energy in each cell, built from the parameters.
+
+    fixed axis: per group g and layer l the cells ordered by falling fraction,
+    cells (G, L, C) cell indices and fractions (G, L, C); cut (G,) the mean energy (MeV) below
+    which a cell is sparse (``SPARSE_SHAPE`` x eps); sparse cells are not drawn one by one: their
+    hits are (see ``_sparse_hits``), with cumulative (G, L, C + 1) the running sum of the ordered
+    fractions (running: the same for all blocks as one increasing array), rate (G,) hits per MeV of mean energy and tail (G, Q) quantiles of a hit's energy.
+    moving axis (single-layer grids): fractions (G * B * B, C), one map per axis-position bin
+    (B bins of ``step`` mm from ``low`` mm in x and y), all C cells simulated.
+    """
+
+    cells: np.ndarray
+    fractions: np.ndarray
+    moving: bool
+    cut: np.ndarray | None = None
+    cumulative: np.ndarray | None = None
+    running: np.ndarray | None = None
+    rate: np.ndarray | None = None
+    tail: np.ndarray | None = None
+    bins: int = 0
+    low: float = 0.0
+    step: float = 1.0
+
+
+def _layer_fraction_bound(params: GFlashParams, g: int, dataset: str, frame: Frame) -> np.ndarray:
+    """(L,) the largest layer fraction over the fitted energies and +-2 sigma profile fluctuations."""
+    if frame.n_layers == 1:
+        return np.ones(1)
+    energies = np.geomspace(*params.energy_range, 12)
+    le = np.log(energies)
+    mean = params.long_mean[g, :, 0] + params.long_mean[g, :, 1] * le[:, None]
+    chol = np.linalg.cholesky(params.long_cov[g] + 1e-9 * np.eye(2))
+    shifts = np.array([[a, b] for a in (-2, 0, 2) for b in (-2, 0, 2)], dtype=np.float64) @ chol.T
+    ln = (mean[:, None, :] + shifts[None]).reshape(-1, 2)
+    frac = layer_fractions(np.exp(ln[:, 0]), np.maximum(np.exp(ln[:, 1]), 1.05), frame.n_layers, frame.layer_depth)
+    return frac.max(axis=0)
+
+
+def build_cell_maps(params: GFlashParams, dataset: str, frame: Frame) -> CellMaps:
+    """Integrate the fitted radial profiles over the cells (once per parameter set)."""
+    G, L, C = len(params.codes), frame.n_layers, frame.cells_per_layer
+    if dataset in MOVING_AXIS:
+        if L != 1:
+            raise ValueError("moving-axis tables are built for single-layer readouts only")
+        pitch = float(frame.geometry.sizes[0, 0])
+        bins = int(2 * TABLE_HALF_RANGE_CELLS * TABLE_BINS_PER_CELL)
+        step = pitch / TABLE_BINS_PER_CELL
+        low = -TABLE_HALF_RANGE_CELLS * pitch
+        centres = low + (np.arange(bins) + 0.5) * step
+        ax, ay = np.repeat(centres, bins)[:, None], np.tile(centres, bins)[:, None]  # row = bx * bins + by
+        x1, x2, y1, y2 = frame.cell_edges()
+        table = np.empty((G, bins * bins, C), dtype=np.float32)
+        for g in range(G):
+            rc, rt, p = unpack(params.radial[g, 0])
+            table[g] = mixture(rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rc),
+                               rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rt), p)
+        return CellMaps(np.arange(C), table.reshape(G * bins * bins, C), True, bins=bins, low=low, step=step)
+    x0, y0, _, _ = impact(dataset, {}, np.random.default_rng(0), 1)
+    maps = np.stack([np.stack([frame.layer_cell_fractions(params.radial[g, l], x0, y0) for l in range(L)])
+                     for g in range(G)])  # (G, L, C)
+    order = np.argsort(-maps, axis=2, kind="stable")
+    cells = order + (np.arange(L) * C)[None, :, None]
+    fractions = np.take_along_axis(maps, order, axis=2)
+    cumulative = np.concatenate([np.zeros((G, L, 1)), np.cumsum(fractions, axis=2)], axis=2)
+    eps = np.maximum(params.eps, 1e-9)
+    x = frame.geometry.threshold / eps
+    tails = np.stack([sparse_tail_quantiles(e, frame.geometry.threshold) for e in eps])
+    # one increasing sequence for all (group, layer) blocks: block b shifted by 2 b
+    running = (cumulative + 2.0 * np.arange(G * L).reshape(G, L, 1))[:, :, 1:].ravel()
+    return CellMaps(cells, fractions.astype(np.float32), False, cut=SPARSE_SHAPE * eps, cumulative=cumulative,
+                    running=running, rate=exp1(x) / eps, tail=tails)
+
+
+def sparse_tail_quantiles(eps: float, threshold: float, size: int = TAIL_QUANTILES) -> np.ndarray:
+    """Energies (MeV) at ``size`` evenly spaced probabilities of a sparse cell's hit energy.
+
+    As k -> 0 a Gamma(k, eps) cell passes the threshold t with probability k E1(t/eps) (E1 the
+    exponential integral) and then has the density x^-1 exp(-x/eps) on x > t, whose
+    distribution function is 1 - E1(x/eps) / E1(t/eps); this inverts it on a grid.
+    """
+    x = threshold * np.geomspace(1.0, max(200.0 * eps / threshold, 10.0), 4000)
+    cdf = 1.0 - exp1(x / eps) / exp1(threshold / eps)
+    u = (np.arange(size) + 0.5) / size
+    return np.interp(u, cdf, x)
+
+
+def _sparse_hits(maps: CellMaps, gi: np.ndarray, layer_e: np.ndarray, counts: np.ndarray,
+                 rng: np.random.Generator):
+    """Hits of the sparse cells: per (shower, layer) a Poisson number with mean rate x (the layer
+    energy in its sparse cells), each in a sparse cell drawn with probability proportional to its
+    fraction, with an energy drawn from the tail quantiles. Returns shower (H,), cell (H,), energy (H,)."""
+    n, L = layer_e.shape
+    C = maps.fractions.shape[2]
+    rows = (gi[:, None] * L + np.arange(L)[None, :]).ravel()  # (n * L,) index of (group, layer)
+    cum = maps.cumulative.reshape(-1, C + 1)
+    lo = cum[rows, counts.ravel()]
+    hi = cum[rows, C]
+    lam = maps.rate[gi].repeat(L) * layer_e.ravel() * (hi - lo)
+    hits = rng.poisson(lam)
+    segment = np.repeat(np.arange(n * L), hits)
+    # a global running sum: each (group, layer) block shifted by 2 (its fractions sum to at most 1)
+    u = lo[segment] + rng.random(len(segment)) * (hi - lo)[segment] + 2.0 * rows[segment]
+    position = np.minimum(np.searchsorted(maps.running, u, side="right"), maps.running.size - 1)
+    cell = maps.cells.reshape(-1)[position]
+    q = maps.tail.shape[1]
+    energy = maps.tail[gi[segment // L], np.minimum((rng.random(len(segment)) * q).astype(np.int64), q - 1)]
+    return segment // L, cell, energy.astype(np.float32)
+
+
+def _simulated_cells(maps: CellMaps, gi: np.ndarray, layer_e: np.ndarray):
+    """Ragged list of the dense cells: per entry its shower (S,), cell index (S,) and mean energy
+    (S,) MeV, keeping in each (shower, layer) the cells whose mean is above the cut; also returns
+    counts (n, L), the number of dense cells of each (shower, layer)."""
+    n, L = layer_e.shape
+    C = maps.fractions.shape[2]
+    counts = np.zeros((n, L), dtype=np.int64)
+    for g in np.unique(gi):
+        sel = np.flatnonzero(gi == g)
+        need = maps.cut[g] / np.maximum(layer_e[sel], 1e-30)  # (m, L) smallest useful fraction
+        for layer in range(L):
+            counts[sel, layer] = np.searchsorted(-maps.fractions[g, layer], -need[:, layer], side="right")
+    flat = counts.ravel()
+    segment = np.repeat(np.arange(n * L, dtype=np.int32), flat)
+    starts = np.cumsum(flat) - flat
+    rows = ((gi[:, None] * L + np.arange(L)[None, :]) * C).ravel() - starts  # first cell of each row, shifted
+    index = np.arange(len(segment), dtype=np.int32)
+    index += rows.astype(np.int32)[segment]
+    mean = layer_e.ravel()[segment]
+    mean *= maps.fractions.ravel()[index]
+    return segment // np.int32(L), maps.cells.ravel()[index], mean, counts
+
+
+def sample_showers(params: GFlashParams, maps: CellMaps, dataset: str, frame: Frame, energies: np.ndarray,
+                   conditions: dict[str, np.ndarray], rng: np.random.Generator,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """(n, cells) float32 showers in MeV for incident energies (n,) MeV (written into ``out``,
+    a zero-filled (n, cells) float32 array, when given)."""
+    n = len(energies)
+    energies = np.asarray(energies, dtype=np.float64)
+    codes = groups_of(conditions, n)
+    gi = np.clip(np.searchsorted(params.codes, codes), 0, len(params.codes) - 1)
+    e_dep = deposited_energy(params, gi, energies, rng)
+    mu, alpha = longitudinal(params, gi, energies, rng, dataset, codes, frame.n_layers)
+    layer_e = layer_fractions(mu, alpha, frame.n_layers, frame.layer_depth) * e_dep[:, None].astype(np.float32)
     n_cells = frame.geometry.n_cells
-    flat = event[inside] * n_cells + cell[inside]
-    # work on the touched cells only (sparse), then scatter into the dense output
-    counts = np.bincount(flat, minlength=n * n_cells)
-    live = np.flatnonzero(counts)
-    ev = live // n_cells
-    spots_in = counts[live].astype(np.float64)
-    hits = np.bincount(ev, spots_in, minlength=n)
-    energy = spots_in * (e_dep / np.maximum(hits, 1.0))[ev]
-    # per-cell sampling fluctuation: Gamma with mean E_cell and variance eps * E_cell
-    eps = np.maximum(params.eps[gi], 1e-9)[ev]
-    energy = rng.gamma(energy / eps, 1.0) * eps
-    total = np.bincount(ev, energy, minlength=n)
-    energy *= (e_dep / np.maximum(total, 1e-12))[ev]  # keep the fitted total
-    energy[energy < frame.geometry.threshold] = 0.0
-    showers = np.zeros(n * n_cells, dtype=np.float32)
-    showers[live] = energy
-    return showers.reshape(n, n_cells)
+    showers = np.zeros((n, n_cells), dtype=np.float32) if out is None else out
+    if maps.moving:
+        x0, y0, tx, ty = impact(dataset, conditions, rng, n)
+        bx = np.clip(((x0 + tx * mu - maps.low) / maps.step).astype(np.int64), 0, maps.bins - 1)
+        by = np.clip(((y0 + ty * mu - maps.low) / maps.step).astype(np.int64), 0, maps.bins - 1)
+        mean = maps.fractions[(gi * maps.bins + bx) * maps.bins + by]
+        mean *= layer_e[:, :1]
+        energy = fluctuate(mean, np.maximum(params.eps[gi], 1e-9).astype(np.float32)[:, None], rng)
+        total = energy.sum(axis=1, dtype=np.float64)
+        energy *= (e_dep / np.maximum(total, 1e-12)).astype(np.float32)[:, None]  # keep the sampled total
+        energy[energy < frame.geometry.threshold] = 0.0
+        showers[:, maps.cells] = energy
+        return showers
+    shower, cell, mean, counts = _simulated_cells(maps, gi, layer_e)
+    energy = fluctuate(mean, np.maximum(params.eps[gi], 1e-9).astype(np.float32)[shower], rng)
+    sparse_shower, sparse_cell, sparse_energy = _sparse_hits(maps, gi, layer_e, counts, rng)
+    total = np.bincount(shower, energy, minlength=n) + np.bincount(sparse_shower, sparse_energy, minlength=n)
+    scale = (e_dep / np.maximum(total, 1e-12)).astype(np.float32)  # keep the sampled total
+    flat = showers.reshape(-1)
+    energy *= scale[shower]
+    hit = energy >= frame.geometry.threshold
+    flat[shower[hit].astype(np.int64) * n_cells + cell[hit]] = energy[hit]  # one entry per dense cell
+    sparse_energy *= scale[sparse_shower]
+    hit = sparse_energy >= frame.geometry.threshold
+    # sparse cells are disjoint from the dense ones; one of them may be hit twice
+    np.add.at(flat, sparse_shower[hit].astype(np.int64) * n_cells + sparse_cell[hit], sparse_energy[hit])
+    return showers
 
 
 # ---------------------------------------------------------------- fitting
@@ -208,10 +430,10 @@ def _fit_response(energies: np.ndarray, frac: np.ndarray) -> np.ndarray:
     return np.array([coef[0], coef[1], np.sqrt(var_coef[0]), np.sqrt(var_coef[1])])
 
 
-def _fit_longitudinal(frame: Frame, energies: np.ndarray, profiles: np.ndarray):
+def _fit_longitudinal(layer_depth: float, n_layers: int, energies: np.ndarray, profiles: np.ndarray):
     """profiles (n, L) layer energies -> (mean coefficients (2, 2), residual covariance (2, 2))."""
-    dz = frame.layer_depth
-    centres = (np.arange(frame.n_layers) + 0.5) * dz
+    dz = layer_depth
+    centres = (np.arange(n_layers) + 0.5) * dz
     tot = np.maximum(profiles.sum(axis=1), 1e-12)
     mean = profiles @ centres / tot
     var = profiles @ centres ** 2 / tot - mean ** 2 - dz ** 2 / 12.0
@@ -226,67 +448,45 @@ def _fit_longitudinal(frame: Frame, energies: np.ndarray, profiles: np.ndarray):
     return coef.T, cov  # (target, [const, slope])
 
 
-def _fit_radial_layer(frame: Frame, dataset: str, target: np.ndarray, layer: int, conditions: dict,
-                      ln_mu_alpha, rng_seed: int, draws: int) -> np.ndarray:
-    """Fit (ln Rc, ln Rt, logit p) so binned spots match the mean cell fractions of one layer."""
-    rng = np.random.default_rng(rng_seed)
-    n = len(next(iter(conditions.values()))) if conditions else 1
-    x0, y0, tx, ty = impact(dataset, conditions, rng, n) if conditions else impact(dataset, {}, rng, 1)
-    pick = rng.integers(0, len(x0), draws)
-    ln_mu, ln_alpha = ln_mu_alpha
-    depth = rng.gamma(np.exp(ln_alpha), np.exp(ln_mu - ln_alpha), draws)
-    if frame.n_layers > 1:
-        depth = (layer + rng.random(draws)) * frame.layer_depth
-    v = np.clip(rng.random(draws), 1e-12, 1 - 1e-9)
-    radius_unit = np.sqrt(v / (1 - v))
-    phi = rng.uniform(-np.pi, np.pi, draws)
-    bx = x0[pick] + tx[pick] * depth
-    by = y0[pick] + ty[pick] * depth
-    depth_bin = np.full(draws, (layer + 0.5) * frame.layer_depth)
-    lo = layer * frame.cells_per_layer
-
-    def fractions(scale):
-        cell = frame.bin(bx + scale * radius_unit * np.cos(phi), by + scale * radius_unit * np.sin(phi), depth_bin)
-        ok = cell >= 0
-        return np.bincount(cell[ok] - lo, minlength=frame.cells_per_layer) / draws
-
+def _hellinger_fit(model, target: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Minimise the Hellinger distance between model(theta) (normalised) and target fractions."""
     def loss(theta):
-        rc, rt = np.exp(theta[0]), np.exp(theta[1])
-        p = 1.0 / (1.0 + np.exp(-theta[2]))
-        model = p * fractions(rc) + (1 - p) * fractions(rt)
-        model = model / max(model.sum(), 1e-12)
+        m = model(theta)
+        m = m / max(m.sum(), 1e-12)
         # Hellinger distance: the sparse tail cells count, not only the hot core
-        return float(np.sum((np.sqrt(model) - np.sqrt(target)) ** 2))
+        return float(np.sum((np.sqrt(np.maximum(m, 0.0)) - np.sqrt(target)) ** 2))
 
-    cell_size = float(np.sqrt(frame.geometry.sizes[lo, 0] * frame.geometry.sizes[lo, 1]))
-    start = np.array([np.log(0.3 * cell_size), np.log(1.5 * cell_size), 1.5])
-    best = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 250, "xatol": 1e-3, "fatol": 1e-7})
-    theta = best.x
+    theta = minimize(loss, start, method="Nelder-Mead",
+                     options={"maxiter": 300, "xatol": 1e-3, "fatol": 1e-8}).x
     theta[2] = np.clip(theta[2], -6, 6)
     if theta[0] > theta[1]:  # keep the core the narrower component
         theta = np.array([theta[1], theta[0], -theta[2]])
     return theta
 
 
-def _fit_eps(params: GFlashParams, g: int, dataset: str, frame: Frame, energies, conditions, ref_hits,
-             n_spots: int, seed: int) -> float:
+def _fit_eps(params: GFlashParams, g: int, dataset: str, frame: Frame, energies, conditions, ref_hits: float,
+             seed: int) -> float:
     """Cell fluctuation scale eps (MeV) whose mean count of cells above threshold matches."""
-    grid = np.geomspace(1e-4, 10.0, 13) * frame.geometry.threshold * 10
-    best, best_err = grid[0], np.inf
-    for eps in grid:
-        trial = GFlashParams(**{k: np.array(v, copy=True) for k, v in params.__dict__.items()})
+    def error(eps: float) -> float:
+        trial = params.copy()
         trial.eps[g] = eps
-        out = sample_showers(trial, dataset, frame, energies, conditions, np.random.default_rng(seed), n_spots)
-        err = abs((out > 0).sum(axis=1).mean() - ref_hits)
-        if err < best_err:
-            best, best_err = eps, err
-    return float(best)
+        maps = build_cell_maps(trial, dataset, frame)
+        out = sample_showers(trial, maps, dataset, frame, energies, conditions, np.random.default_rng(seed))
+        return abs((out > 0).sum(axis=1).mean() - ref_hits)
+
+    grid = np.geomspace(1e-2, 1e4, 25) * frame.geometry.threshold  # coarse, then around the best
+    best = grid[int(np.argmin([error(e) for e in grid]))]
+    fine = np.geomspace(best / 1.8, best * 1.8, 9)
+    return float(fine[int(np.argmin([error(e) for e in fine]))])
+
+
+#: Axis positions used to average the cell maps when fitting a moving-axis dataset.
+FIT_AXES = 400
 
 
 def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: np.ndarray,
-               conditions: dict[str, np.ndarray], n_spots: int, draws: int, max_events: int,
-               seed: int = 0) -> GFlashParams:
-    """Fit GFlash parameters to reference showers (n, cells) MeV with incident energies (n,)."""
+               conditions: dict[str, np.ndarray], max_events: int, seed: int = 0) -> GFlashParams:
+    """Fit GFlash parameters to reference showers (n, cells) MeV with incident energies (n,) MeV."""
     frame = Frame(geometry)
     rng = np.random.default_rng(seed)
     n = len(energies)
@@ -301,8 +501,8 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
     codes = np.unique(codes_all)
     G, L = len(codes), frame.n_layers
     params = GFlashParams(codes.astype(np.float64), np.zeros((G, 4)), np.zeros((G, 2, 2)),
-                          np.tile(np.eye(2) * 1e-3, (G, 1, 1)), np.zeros((G, L, 3)), np.ones(G))
-    params.codes = codes.astype(np.float64)
+                          np.tile(np.eye(2) * 1e-3, (G, 1, 1)), np.zeros((G, L, 3)), np.ones(G),
+                          np.array([energies.min(), energies.max()]))
     for g, code in enumerate(codes):
         sel = codes_all == code
         e, s = energies[sel], showers[sel]
@@ -311,31 +511,35 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
         params.response[g] = _fit_response(e, tot / e)
         profiles = s.reshape(len(e), L, -1).sum(axis=2)
         if L > 1:
-            params.long_mean[g], params.long_cov[g] = _fit_longitudinal(frame, e, profiles)
+            params.long_mean[g], params.long_cov[g] = _fit_longitudinal(frame.layer_depth, L, e, profiles)
+        # shower axes of the training showers (at their mean depth), a subsample for the cell maps
+        mu, _ = longitudinal(params, np.full(len(e), g), e, np.random.default_rng(seed), dataset,
+                             np.full(len(e), code), L)
+        x0, y0, tx, ty = impact(dataset, cond, np.random.default_rng(seed), len(e))
+        pick = np.random.default_rng(seed).choice(len(e), min(FIT_AXES, len(e)), replace=False)
+        ax, ay = (x0 + tx * mu)[pick], (y0 + ty * mu)[pick]
         layer_energy = profiles.mean(axis=0)
-        e_mid = float(np.exp(np.log(e).mean()))
-        ln_mu, ln_alpha = (_homogeneous_profile(dataset, np.array([e_mid]), np.array([code]))
-                           if L == 1 else (params.long_mean[g, 0, 0] + params.long_mean[g, 0, 1] * np.log(e_mid),
-                                           params.long_mean[g, 1, 0] + params.long_mean[g, 1, 1] * np.log(e_mid)))
         fitted = {}
+        cell_size = float(np.sqrt(geometry.sizes[0, 0] * geometry.sizes[0, 1]))
+        start = np.array([np.log(0.3 * cell_size), np.log(1.5 * cell_size), 1.5])
         for layer in range(L):
             if layer_energy[layer] < 1e-3 * layer_energy.max():
                 continue
             block = s[:, layer * frame.cells_per_layer:(layer + 1) * frame.cells_per_layer]
             target = (block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)).mean(axis=0)
-            fitted[layer] = _fit_radial_layer(frame, dataset, target, layer, cond,
-                                              (float(np.ravel(ln_mu)[0]), float(np.ravel(ln_alpha)[0])),
-                                              seed + layer, draws)
+            target = target / max(target.sum(), 1e-12)
+            fitted[layer] = _hellinger_fit(lambda th: frame.layer_cell_fractions(th, ax, ay), target, start)
+            start = fitted[layer]
         done = np.array(sorted(fitted))
         for layer in range(L):
             nearest = done[np.argmin(np.abs(done - layer))]
             params.radial[g, layer] = fitted[int(nearest)]
-        hits = float((s > 0).sum(axis=1).mean())
-        params.eps[g] = _fit_eps(params, g, dataset, frame, e[:200], {k: v[:200] for k, v in cond.items()},
-                                 float((s[:200] > 0).sum(axis=1).mean()) if len(e) >= 1 else hits,
-                                 n_spots, seed)
+        m = min(len(e), 500)
+        params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], {k: v[:m] for k, v in cond.items()},
+                                 float((s[:m] > 0).sum(axis=1).mean()), seed)
         # calibrate the response for what the threshold removes after the cell fluctuations
-        out = sample_showers(params, dataset, frame, e, cond, np.random.default_rng(seed + 1), n_spots)
+        maps = build_cell_maps(params, dataset, frame)
+        out = sample_showers(params, maps, dataset, frame, e, cond, np.random.default_rng(seed + 1))
         ratio = float((tot / e).mean() / max((out.sum(axis=1) / e).mean(), 1e-12))
         params.response[g, :2] *= ratio
     return params
@@ -349,6 +553,9 @@ def _cepc_constants():
 
 R_BINS_MM = np.concatenate([np.arange(0.0, 30.0, 2.5), np.arange(30.0, 121.0, 10.0)])
 CEPC_LAYER_GROUPS = 6
+#: Pads simulated either side of the pad holding the shower axis, and axis-position bins per pad.
+CEPC_HALF_WINDOW = 12
+CEPC_TABLE_BINS = 16
 
 
 def cepc_local(cells, offsets, theta_deg, phi_deg):
@@ -378,8 +585,59 @@ def _cepc_pad_distance(ry: np.ndarray, rz: np.ndarray, oy: np.ndarray, oz: np.nd
     return np.hypot(cy, cz)
 
 
-def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, n_spots: int, draws: int,
-             seed: int = 0) -> GFlashParams:
+@dataclass
+class PadMaps:
+    """cepc: fraction of a layer's energy in the pads around the axis pad.
+
+    table (R, B * B, W * W): per distinct radial parameter row R, axis position bin inside its
+    pad (B x B) and window pad (W x W, offsets di, dj in pads); group (L,) row of each layer;
+    the dense (layer, window pad) pairs, drawn one by one: layers (A,), windows (A,), and
+    dense (L, W * W) the same as a mask. Every other pad is sparse: its hits come from a Poisson
+    number (rate (hits per MeV) x layer energy beyond r_inner) of points of the radial profile
+    beyond r_inner (L,) mm (no sparse pad comes closer to the axis) that land outside the dense
+    pads, with energies from the quantiles ``tail``.
+    """
+
+    table: np.ndarray
+    group: np.ndarray
+    layers: np.ndarray
+    windows: np.ndarray
+    di: np.ndarray
+    dj: np.ndarray
+    dense: np.ndarray
+    rate: float
+    tail: np.ndarray
+    r_inner: np.ndarray
+
+
+def build_pad_maps(params: GFlashParams, threshold: float) -> PadMaps:
+    """Integrate the fitted radial profiles over the pads around the axis (once per parameter set)."""
+    radii, cell = _cepc_constants()
+    rows, group = np.unique(params.radial[0], axis=0, return_inverse=True)
+    h, B = CEPC_HALF_WINDOW, CEPC_TABLE_BINS
+    offsets = np.arange(-h, h + 1)
+    di, dj = np.repeat(offsets, 2 * h + 1), np.tile(offsets, 2 * h + 1)
+    u = (np.arange(B) + 0.5) / B * cell
+    uy, uz = np.repeat(u, B)[:, None], np.tile(u, B)[:, None]
+    y1, z1 = di * cell - uy, dj * cell - uz
+    table = np.stack([mixture(rectangle_fraction(y1, y1 + cell, z1, z1 + cell, rc),
+                              rectangle_fraction(y1, y1 + cell, z1, z1 + cell, rt), p)
+                      for rc, rt, p in (unpack(row) for row in rows)]).astype(np.float32)
+    layer_frame = type("LayerFrame", (), {"layer_depth": 1.0, "n_layers": len(radii)})()
+    bound = _layer_fraction_bound(params, 0, "cepc", layer_frame)
+    e_max = params.energy_range[1] * max(params.response[0, 0] + params.response[0, 1] * np.log(params.energy_range[1]), 0.05) * 1.1
+    eps = max(float(params.eps[0]), 1e-9)
+    mean_max = e_max * bound[:, None] * table.max(axis=1)[group]  # (L, W*W)
+    dense = mean_max >= SPARSE_SHAPE * eps
+    layers, windows = np.nonzero(dense)
+    # nearest approach of a sparse pad (or of the window's edge) to an axis anywhere in pad (0, 0)
+    reach = (np.maximum(np.abs(di), np.abs(dj)) - 1) * cell
+    r_inner = np.array([min(reach[~dense[l]].min(initial=h * cell), h * cell) for l in range(len(radii))])
+    return PadMaps(table, group, layers, windows, di, dj, dense, float(exp1(threshold / eps) / eps),
+                   sparse_tail_quantiles(eps, threshold), np.maximum(r_inner, 0.0))
+
+
+def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, draws: int, seed: int = 0) -> GFlashParams:
     """Fit GFlash to cepc point clouds (one particle group; layer units for the depth)."""
     radii, cell = _cepc_constants()
     n_layers = len(radii)
@@ -389,12 +647,11 @@ def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, n_spots: in
     n = len(energies)
     tot = np.bincount(event, e, minlength=n)
     params = GFlashParams(np.zeros(1), np.zeros((1, 4)), np.zeros((1, 2, 2)), np.eye(2)[None] * 1e-3,
-                          np.zeros((1, n_layers, 3)), np.ones(1))
+                          np.zeros((1, n_layers, 3)), np.ones(1), np.array([energies.min(), energies.max()]))
     params.response[0] = _fit_response(energies, tot / energies)
     profiles = np.zeros((n, n_layers))
     np.add.at(profiles, (event, layer), e)
-    frame = type("LayerFrame", (), {"layer_depth": 1.0, "n_layers": n_layers})()
-    params.long_mean[0], params.long_cov[0] = _fit_longitudinal(frame, energies, profiles)
+    params.long_mean[0], params.long_cov[0] = _fit_longitudinal(1.0, n_layers, energies, profiles)
     # radial: per group of layers, match the energy-weighted pad-distance histogram
     rng = np.random.default_rng(seed)
     v = np.clip(rng.random(draws), 1e-12, 1 - 1e-9)
@@ -402,18 +659,17 @@ def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, n_spots: in
     ang = rng.uniform(-np.pi, np.pi, draws)
     oy, oz = rng.uniform(0, cell, draws), rng.uniform(0, cell, draws)
     dr = np.hypot(dy, dz)
-    groups = np.array_split(np.arange(n_layers), CEPC_LAYER_GROUPS)
-    for members in groups:
+    for members in np.array_split(np.arange(n_layers), CEPC_LAYER_GROUPS):
         sel = np.isin(layer, members)
         target = _cepc_radial_hist(dr[sel], e[sel])
 
         def loss(th):
-            rc, rt, p = np.exp(th[0]), np.exp(th[1]), 1 / (1 + np.exp(-th[2]))
+            rc, rt, p = unpack(th)
             hc = _cepc_radial_hist(_cepc_pad_distance(rc * unit * np.cos(ang), rc * unit * np.sin(ang), oy, oz, cell),
                                    np.ones(draws))
             ht = _cepc_radial_hist(_cepc_pad_distance(rt * unit * np.cos(ang), rt * unit * np.sin(ang), oy, oz, cell),
                                    np.ones(draws))
-            return float(np.sum((np.sqrt(p * hc + (1 - p) * ht) - np.sqrt(target)) ** 2))
+            return float(np.sum((np.sqrt(mixture(hc, ht, p)) - np.sqrt(target)) ** 2))
 
         best = minimize(loss, np.array([np.log(4.0), np.log(20.0), 1.0]), method="Nelder-Mead",
                         options={"maxiter": 250, "xatol": 1e-3, "fatol": 1e-7}).x
@@ -421,22 +677,24 @@ def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, n_spots: in
             best = np.array([best[1], best[0], -best[2]])
         params.radial[0, members] = best
     hits = float(np.diff(offsets).mean())
-    grid = np.geomspace(1e-3, 10.0, 13)
+    grid = np.geomspace(1e-3, 10.0, 17)
     errs = []
+    m = min(n, 100)
     for eps in grid:
         params.eps[0] = eps
-        out = sample_cepc(params, energies[:100], theta[:100], phi[:100], threshold,
-                          np.random.default_rng(seed), n_spots)
+        out = sample_cepc(params, build_pad_maps(params, threshold), energies[:m], theta[:m], phi[:m], threshold,
+                          np.random.default_rng(seed))
         errs.append(abs(np.diff(out[1]).mean() - hits))
     params.eps[0] = grid[int(np.argmin(errs))]
-    out = sample_cepc(params, energies, theta, phi, threshold, np.random.default_rng(seed + 1), n_spots)
+    out = sample_cepc(params, build_pad_maps(params, threshold), energies, theta, phi, threshold,
+                      np.random.default_rng(seed + 1))
     gen_tot = np.bincount(np.repeat(np.arange(n), np.diff(out[1])), out[0][:, 3], minlength=n)
     params.response[0, :2] *= float((tot / energies).mean() / max((gen_tot / energies).mean(), 1e-12))
     return params
 
 
-def sample_cepc(params: GFlashParams, energies, theta_deg, phi_deg, threshold: float,
-                rng: np.random.Generator, n_spots: int):
+def sample_cepc(params: GFlashParams, maps: PadMaps, energies, theta_deg, phi_deg, threshold: float,
+                rng: np.random.Generator):
     """cepc point clouds: returns (cells (M, 4) float32 x, y, z, E in global mm / MeV, offsets (n+1,))."""
     radii, cell = _cepc_constants()
     n_layers = len(radii)
@@ -444,51 +702,79 @@ def sample_cepc(params: GFlashParams, energies, theta_deg, phi_deg, threshold: f
     theta = np.radians(np.asarray(theta_deg, dtype=np.float64))
     phi = np.radians(np.asarray(phi_deg, dtype=np.float64))
     n = len(energies)
-    a, b, c, d = params.response[0]
-    le = np.log(energies)
-    frac = a + b * le + np.sqrt(np.maximum(c ** 2 / energies + d ** 2, 0.0)) * rng.standard_normal(n)
-    e_dep = energies * np.clip(frac, 0.0, None)
-    mean = params.long_mean[0, :, 0] + params.long_mean[0, :, 1] * le[:, None]
-    z = rng.standard_normal((n, 2)) @ np.linalg.cholesky(params.long_cov[0] + 1e-9 * np.eye(2)).T
-    ln_mu, ln_alpha = (mean + z).T
-    alpha = np.maximum(np.exp(ln_alpha), 1.05)
-    mu = np.exp(ln_mu)
-    per = np.clip(np.rint(2.0 * e_dep / threshold), 32, n_spots).astype(np.int64)
-    event = np.repeat(np.arange(n), per)
-    m = len(event)
-    depth = rng.gamma(np.repeat(alpha, per), np.repeat(mu / alpha, per))
-    layer = np.floor(depth).astype(np.int64)
-    inside = layer < n_layers
-    rad = params.radial[0, np.clip(layer, 0, n_layers - 1)]
-    r = radial_draws(rng, m, np.exp(rad[:, 0]), np.exp(rad[:, 1]), 1.0 / (1.0 + np.exp(-rad[:, 2])))
-    ang = rng.uniform(-np.pi, np.pi, m)
+    gi = np.zeros(n, dtype=np.int64)
+    e_dep = deposited_energy(params, gi, energies, rng)
+    mu, alpha = longitudinal(params, gi, energies, rng, "cepc", gi, n_layers)
+    layer_e = layer_fractions(mu, alpha, n_layers, 1.0) * e_dep[:, None].astype(np.float32)
     # pad grids: z edges at multiples of the pad size; r-phi grid offset uniform per shower
+    B = CEPC_TABLE_BINS
     oy = rng.uniform(0.0, cell, n)
-    lay = np.clip(layer, 0, n_layers - 1)
-    axis_z = radii[lay] / np.tan(theta[event])
-    iy = np.floor((r * np.cos(ang) + oy[event]) / cell).astype(np.int64)
-    iz = np.floor((axis_z + r * np.sin(ang)) / cell).astype(np.int64)
-    keep = inside & (np.abs(iy) < 1000) & (np.abs(iz) < 100000)
-    key = ((event[keep] * n_layers + lay[keep]) * 2000 + (iy[keep] + 1000)) * 200000 + (iz[keep] + 100000)
-    uniq, count = np.unique(key, return_counts=True)
-    ev_u = uniq // (n_layers * 2000 * 200000)
-    hits = np.bincount(ev_u, count, minlength=n)
-    energy = count * (e_dep / np.maximum(hits, 1.0))[ev_u]
-    eps = max(float(params.eps[0]), 1e-9)
-    energy = rng.gamma(energy / eps, 1.0) * eps
-    scale = e_dep / np.maximum(np.bincount(ev_u, energy, minlength=n), 1e-12)
-    energy = energy * scale[ev_u]
-    rest = uniq % (n_layers * 2000 * 200000)
-    lay_u = rest // (2000 * 200000)
-    iy_u = (rest // 200000) % 2000 - 1000
-    iz_u = rest % 200000 - 100000
-    ok = energy >= threshold
-    ev_u, lay_u, iy_u, iz_u, energy = ev_u[ok], lay_u[ok], iy_u[ok], iz_u[ok], energy[ok]
-    rl = radii[lay_u]
-    y = (iy_u + 0.5) * cell - oy[ev_u]
-    zc = (iz_u + 0.5) * cell
-    phi_cell = np.arctan2(y, rl) + phi[ev_u]
-    cells = np.stack([rl * np.cos(phi_cell), rl * np.sin(phi_cell), zc, energy], axis=1).astype(np.float32)
+    axis_z = radii[None, :] / np.tan(theta)[:, None]  # (n, L)
+    iz0 = np.floor(axis_z / cell)
+    by = np.minimum((oy / cell * B).astype(np.int64), B - 1)
+    bz = np.minimum(((axis_z - iz0 * cell) / cell * B).astype(np.int64), B - 1)
+    lay, win = maps.layers, maps.windows
+    w2 = maps.table.shape[2]
+    row = bz.astype(np.int32)[:, lay]  # (n, A) flat table index, built in place
+    row *= np.int32(w2)
+    row += (by * (B * w2)).astype(np.int32)[:, None]
+    row += (maps.group[lay] * (B * B * w2) + win).astype(np.int32)[None, :]
+    mean = maps.table.reshape(-1)[row]
+    mean *= layer_e[:, lay]
+    energy = fluctuate(mean, np.float32(max(float(params.eps[0]), 1e-9)), rng)
+    dense_total = energy.sum(axis=1, dtype=np.float64)
+    # sparse pads: Poisson points of the radial profile outside the dense pads (thinning)
+    rc, rt = np.exp(params.radial[0, :, 0]), np.exp(params.radial[0, :, 1])
+    p_core = 1.0 / (1.0 + np.exp(-params.radial[0, :, 2]))
+    r0 = maps.r_inner
+    beyond_c, beyond_t = rc ** 2 / (r0 ** 2 + rc ** 2), rt ** 2 / (r0 ** 2 + rt ** 2)  # 1 - F(r_inner)
+    beyond = p_core * beyond_c + (1 - p_core) * beyond_t  # (L,)
+    count = rng.poisson(maps.rate * layer_e.astype(np.float64) * beyond[None, :])  # (n, L)
+    s_ev, s_layer = np.nonzero(count)
+    reps = count[s_ev, s_layer]
+    s_ev, s_layer = np.repeat(s_ev, reps), np.repeat(s_layer, reps)
+    core = rng.random(len(s_ev)) < (p_core * beyond_c / np.maximum(beyond, 1e-300))[s_layer]
+    scale = np.where(core, rc[s_layer], rt[s_layer])
+    u_lo = 1.0 - np.where(core, beyond_c[s_layer], beyond_t[s_layer])  # F(r_inner) of the component
+    u = np.minimum(u_lo + rng.random(len(s_ev)) * (1.0 - u_lo), 1 - 1e-9)
+    r = scale * np.sqrt(u / (1.0 - u))
+    ang = rng.uniform(-np.pi, np.pi, len(s_ev))
+    s_iy = np.floor((r * np.cos(ang) + oy[s_ev]) / cell).astype(np.int64)
+    s_iz = np.floor((axis_z[s_ev, s_layer] + r * np.sin(ang)) / cell).astype(np.int64)
+    h = CEPC_HALF_WINDOW
+    rel_z = s_iz - iz0[s_ev, s_layer].astype(np.int64)
+    inside = (np.abs(s_iy) <= h) & (np.abs(rel_z) <= h)
+    window_index = np.where(inside, (np.clip(s_iy, -h, h) + h) * (2 * h + 1) + np.clip(rel_z, -h, h) + h, 0)
+    keep = ~(inside & maps.dense[s_layer, window_index])
+    q = len(maps.tail)
+    s_e = maps.tail[np.minimum((rng.random(int(keep.sum())) * q).astype(np.int64), q - 1)]
+    s_ev, s_layer, s_iy, s_iz = s_ev[keep], s_layer[keep], s_iy[keep], s_iz[keep]
+    # one entry per sparse pad (it may be hit twice); sparse and dense pads are disjoint
+    key = ((s_ev * n_layers + s_layer) * 4096 + (s_iy + 2048)) * 200000 + (s_iz + 100000)
+    key, inverse = np.unique(key, return_inverse=True)
+    s_e = np.bincount(inverse, s_e, minlength=len(key))
+    s_ev = key // (n_layers * 4096 * 200000)
+    rest = key % (n_layers * 4096 * 200000)
+    s_layer, s_iy, s_iz = rest // (4096 * 200000), (rest // 200000) % 4096 - 2048, rest % 200000 - 100000
+    # keep the sampled total, then the threshold
+    scale = e_dep / np.maximum(dense_total + np.bincount(s_ev, s_e, minlength=n), 1e-12)
+    energy *= scale.astype(np.float32)[:, None]
+    d_ev, a = np.nonzero(energy >= threshold)
+    d_layer, d_window = lay[a], win[a]
+    s_e = s_e * scale[s_ev]
+    ok = s_e >= threshold
+    ev = np.concatenate([d_ev, s_ev[ok]])
+    order = np.argsort(ev, kind="stable")
+    ev = ev[order]
+    layer = np.concatenate([d_layer, s_layer[ok]])[order]
+    iy = np.concatenate([maps.di[d_window], s_iy[ok]])[order]
+    iz = np.concatenate([iz0[d_ev, d_layer].astype(np.int64) + maps.dj[d_window], s_iz[ok]])[order]
+    e_pad = np.concatenate([energy[d_ev, a].astype(np.float64), s_e[ok]])[order]
+    y = (iy + 0.5) * cell - oy[ev]
+    z = (iz + 0.5) * cell
+    r = radii[layer]
+    phi_cell = np.arctan2(y, r) + phi[ev]
+    cells = np.stack([r * np.cos(phi_cell), r * np.sin(phi_cell), z, e_pad], axis=1).astype(np.float32)
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(ev_u, minlength=n), out=offsets[1:])
+    np.cumsum(np.bincount(ev, minlength=n), out=offsets[1:])
     return cells, offsets
