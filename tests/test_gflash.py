@@ -105,3 +105,55 @@ def test_cepc_point_clouds():
     assert np.all((bary > 1850) & (bary < 1950))
     phi = np.degrees(np.arctan2(np.bincount(cl.event_index, cl.cells[:, 1] * e), np.bincount(cl.event_index, cl.cells[:, 0] * e)))
     assert np.all(np.abs((phi - ref.conditions["phi"] + 180) % 360 - 180) < 1.0)
+
+
+def test_cell_integral_matches_quadrature():
+    from scipy import integrate
+
+    from calobench.simulation.radial_profile import rectangle_fraction, ring_fraction
+    R = 7.0
+
+    def density(y, x):
+        return R * R / np.pi / (x * x + y * y + R * R) ** 2
+
+    for x1, x2, y1, y2 in [(0, 3, 0, 5), (-10, 4, 2, 30), (20, 45, -45, -20)]:
+        expected = integrate.dblquad(density, x1, x2, y1, y2)[0]
+        assert rectangle_fraction(np.float64(x1), x2, y1, y2, R) == pytest.approx(expected, rel=1e-7)
+    # the whole plane holds everything, a ring its closed form
+    assert rectangle_fraction(-1e7, 1e7, -1e7, 1e7, R) == pytest.approx(1.0, abs=1e-6)
+    ring = integrate.quad(lambda r: 2 * r * R * R / (r * r + R * R) ** 2, 5.0, 12.0)[0]
+    assert ring_fraction(5.0, 12.0, R) == pytest.approx(ring, rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [0.1, 1.0, 30.0])
+def test_cell_fluctuation_is_gamma(shape):
+    from scipy import stats
+
+    from calobench.simulation.gflash import fluctuate
+    eps = 0.5
+    mean = np.full(400_000, shape * eps, dtype=np.float32)
+    x = fluctuate(mean, np.float32(eps), np.random.default_rng(1))
+    assert x.min() >= 0
+    assert x.mean() == pytest.approx(shape * eps, rel=0.01)
+    assert x.var() == pytest.approx(eps * shape * eps, rel=0.03)  # variance eps x mean
+    # close to the exact Gamma law: Kolmogorov distance small; a law of twice the scale is far
+    assert stats.kstest(x[:20000], stats.gamma(shape, scale=eps).cdf).statistic < 0.02
+    assert stats.kstest(x[:20000], stats.gamma(shape, scale=2 * eps).cdf).statistic > 0.04
+
+
+def test_sparse_hit_rate_and_energies_follow_the_small_shape_limit():
+    from scipy.special import gammaincc
+
+    from calobench.simulation.gflash import fluctuate, sparse_tail_quantiles
+    eps, threshold, k = 2.0, 0.5, 0.01
+    # exact small-shape Gamma draws: fraction above threshold vs k E1(t/eps)
+    x = fluctuate(np.full(2_000_000, k * eps, dtype=np.float32), np.float32(eps), np.random.default_rng(2))
+    from scipy.special import exp1
+    assert (x > threshold).mean() == pytest.approx(k * exp1(threshold / eps), rel=0.05)
+    assert gammaincc(k, threshold / eps) == pytest.approx(k * exp1(threshold / eps), rel=0.02)
+    # the tabulated hit energies have the same distribution as the Gamma draws above threshold
+    q = sparse_tail_quantiles(eps, threshold)
+    above = np.sort(x[x > threshold])
+    assert q[0] >= threshold
+    assert np.median(q) == pytest.approx(np.median(above), rel=0.05)
+    assert np.quantile(q, 0.9) == pytest.approx(np.quantile(above, 0.9), rel=0.05)
