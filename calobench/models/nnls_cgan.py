@@ -48,7 +48,7 @@ TEMPLATE_FLOOR = 1e-9
 #: Initial log of the per-cell fluctuation width (log-normal sigma exp(-1) = 0.37).
 INITIAL_LOG_SIGMA = -1.0
 #: Initial scale of the longitudinal head's last layer (shower-depth fluctuations start non-zero).
-LONGITUDINAL_GAIN = 0.3
+LONGITUDINAL_GAIN = 1.0
 
 
 class CGANGenerator(nn.Module):
@@ -105,8 +105,8 @@ class CGANGenerator(nn.Module):
 class CGANDiscriminator(nn.Module):
     """(u (B, layers, 20, 20), cond) -> logit (B,).
 
-    Strided convolutions on u, then the conditions, log(E_tot / E_inc), the per-layer log energy
-    fractions, the per-layer mean u (a differentiable occupancy measure) and the per-layer centres
+    Strided convolutions on u, then the conditions, log(E_tot / E_inc), the per-layer energy
+    fractions (linear and log), the per-layer mean u (a differentiable occupancy measure) and the per-layer centres
     of energy and widths in x and y (in cell pitches) before two dense layers.
     """
 
@@ -118,7 +118,7 @@ class CGANDiscriminator(nn.Module):
             nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),   # 10x10
             nn.Conv2d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),        # 5x5
             nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(width * 25 + cond_dim + 1 + 6 * layers, 128), nn.LeakyReLU(0.2),
+        self.head = nn.Sequential(nn.Linear(width * 25 + cond_dim + 1 + 7 * layers, 128), nn.LeakyReLU(0.2),
                                   nn.Linear(128, 1))
 
     def forward(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,8 @@ class CGANDiscriminator(nn.Module):
             var = (profile * pos ** 2).sum(2) / den - mean ** 2
             moments += [mean, torch.sqrt(var.clamp_min(0) + 1e-6)]
         features = [self.convs(u), cond, torch.log(etot + 1e-6),
-                    torch.log10(per_layer / (etot + 1e-6) + 1e-6) / 6.0, 10.0 * u.flatten(2).mean(2), *moments]
+                    torch.log(per_layer / (etot + 1e-6) + 1e-6) / 3.0, 3.0 * per_layer / (etot + 1e-6),
+                    10.0 * u.flatten(2).mean(2), *moments]
         return self.head(torch.cat(features, 1)).squeeze(1)
 
 
@@ -174,11 +175,11 @@ class NNLSCGAN(ConditionalGAN):
     description = "DarkSHINE CGAN with a non-negative least-squares deposit-map guide"
     presets = {
         "tiny": {"latent_dim": 16, "width": 16, "epochs": 2, "batch_size": 64, "lr": 1e-3, "eps": 1e-5,
-                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "nnls_knots": 4, "max_train_events": 400},
+                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "d_lr_factor": 0.5, "label_smoothing": 0.1, "nnls_knots": 4, "max_train_events": 400},
         "quick": {"latent_dim": 64, "width": 32, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4, "eps": 1e-5,
-                  "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "nnls_knots": 8, "max_train_events": 20000},
+                  "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "d_lr_factor": 0.5, "label_smoothing": 0.1, "nnls_knots": 8, "max_train_events": 20000},
         "full": {"latent_dim": 128, "width": 128, "epochs": 200, "min_steps": 50, "batch_size": 256, "lr": 1e-4, "eps": 1e-5,
-                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "nnls_knots": 12, "max_train_events": None},
+                 "nnls_weight": 1.0, "nnls_ratio_weight": 1000.0, "nnls_layer_weight": 10.0, "d_lr_factor": 0.5, "label_smoothing": 0.1, "nnls_knots": 12, "max_train_events": None},
     }
 
     def build(self) -> None:
