@@ -13,9 +13,9 @@ A shower (Grindhammer & Peters, hep-ex/0001020) is built in four steps:
   variance eps x E_cell (MeV^2), drawn with the Wilson-Hilferty cube-root normal approximation
   (one normal number per cell); the shower total is kept, then the threshold is applied.
 
-The cost is a fixed number of array operations per simulated cell, whatever the energy. In
-each layer only the cells whose mean energy gives them at least ``MIN_HIT_PROBABILITY`` of
-passing the threshold are simulated (ordered by falling fraction, so a cut per layer).
+The cost is a fixed number of array operations per cell drawn, whatever the energy. Sparse
+cells (Gamma shape below ``SPARSE_SHAPE``) are not drawn one by one: their hits are, as a
+Poisson process in the small-shape limit of the Gamma law (``_sparse_hits``).
 Parameters are fitted to a Geant4 reference ShowerSet (``fit_gflash``, ``fit_cepc``).
 Lengths in mm, energies in MeV.
 """
@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq, minimize, nnls
-from scipy.special import exp1, gammainc, gammaincc
+from scipy.optimize import minimize, nnls
+from scipy.special import exp1, gammainc
 
 from ..geometry import CYLINDRICAL, GRID, Geometry
 from .radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
@@ -34,8 +34,6 @@ from .radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
 #: Single-layer crystal readouts have no longitudinal information: GFlash's homogeneous
 #: parametrisation in radiation lengths is used (X0 mm, critical energy MeV, Z; PDG values).
 MATERIALS = {"stcf11x11": (18.6, 11.17, 54.0), "bes3-11x11": (18.6, 11.17, 54.0)}
-#: Cells whose mean energy gives less than this chance of passing the threshold are not simulated.
-MIN_HIT_PROBABILITY = 1e-3
 #: Cells of mean energy below SPARSE_SHAPE x eps (Gamma shape below it) get hits, not draws.
 SPARSE_SHAPE = 0.05
 #: Quantiles tabulated for the energy of a sparse cell's hit.
@@ -92,14 +90,6 @@ class Frame:
         core = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rc)
         tail = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rt)
         return mixture(core, tail, p).mean(axis=0)
-
-
-def radial_draws(rng: np.random.Generator, n: int, rc, rt, p):
-    """n radial distances (mm) from the core + tail mixture (arrays broadcast to (n,))."""
-    u = rng.random(n)
-    v = np.clip(rng.random(n), 1e-12, 1 - 1e-9)
-    scale = np.where(u < p, rc, rt)
-    return scale * np.sqrt(v / (1.0 - v))
 
 
 def impact(dataset: str, conditions: dict[str, np.ndarray], rng: np.random.Generator, n: int):
@@ -199,18 +189,6 @@ def layer_fractions(mu: np.ndarray, alpha: np.ndarray, n_layers: int, layer_dept
     frac = np.diff(cdf, axis=1)
     frac /= np.maximum(frac.sum(axis=1, keepdims=True), 1e-12)
     return frac.astype(np.float32)
-
-
-def hit_probability(mean: np.ndarray, eps: float, threshold: float) -> np.ndarray:
-    """P(E_cell > threshold) for the Gamma cell fluctuation (shape mean/eps, scale eps MeV)."""
-    mean = np.maximum(np.asarray(mean, dtype=np.float64), 1e-300)
-    return gammaincc(mean / eps, threshold / eps)
-
-
-def hit_cut(eps: float, threshold: float, probability: float = MIN_HIT_PROBABILITY) -> float:
-    """The mean cell energy (MeV) below which a cell passes the threshold with less than ``probability``."""
-    return float(brentq(lambda m: hit_probability(m, eps, threshold) - probability, 1e-12 * threshold,
-                        1e3 * threshold + 1e3 * eps))
 
 
 def fluctuate(mean: np.ndarray, eps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
