@@ -12,21 +12,33 @@ and a measured comparison with the plain CGAN in docs/nnls-cgan.md):
    scipy.optimize.nnls problem per cell (after a QR reduction of A, so each problem is only
    K x P wide). X >= 0 and B_k >= 0 make the template a physical (non-negative) deposit
    pattern at every energy, smooth across energies.
-2. The generator output is factorised (as in wgan-gp): a shower shape normalised to unit sum
-   times E_tot / E_inc = sum_c T_c(y) / E_inc x exp(h(z, y)), i.e. the NNLS map's total
-   fraction at the conditions times a learned, initially narrow correction.
-3. During training the generator loss is the CGAN loss plus ``nnls_weight`` x
+2. The generator is built on the NNLS map T(y): cell fractions are
+   E_tot/E_inc x softmax_l(log T_l + d(z, y))_l x softmax_c in layer l(log T_c + mu_c + sigma_c n_c),
+   with E_tot / E_inc = sum_c T_c(y) / E_inc x exp(h(z, y)). The dense heads d (11 layer
+   log-weights: longitudinal fluctuations) and h (energy response), the convolutional mu and
+   log sigma (lateral shape corrections and per-cell log-normal fluctuation widths) and the
+   per-cell Gaussian noise n are what the GAN learns: multiplicative fluctuations around the
+   NNLS map, so no layer and no halo cell where T > 0 is structurally empty.
+3. The readout threshold of the geometry is applied to the generated showers in training as at
+   sampling (cells below it read 0, the surviving cells are rescaled to keep E_tot), so the
+   discriminator compares like with like and sparsity can be learned.
+4. During training the generator loss is the CGAN loss plus ``nnls_weight`` x
    (||mean_batch(G(z|y)/E_inc - T(y)/E_inc)||^2 / ||mean_batch(T(y)/E_inc)||^2
-    + ``nnls_ratio_weight`` x (mean_batch(E_tot/E_inc) / mean_batch(sum T/E_inc) - 1)^2):
-   each batch of generated showers must reproduce, on average, the NNLS deposit map and its
-   total for its conditions, while the discriminator shapes the shower-to-shower fluctuations.
-``nnls_weight = 0`` gives the plain CGAN (same networks, same seeds, base ratio 1) for comparison.
+    + ``nnls_ratio_weight`` x (mean_batch(E_tot/E_inc) / mean_batch(sum T/E_inc) - 1)^2
+    + ``nnls_layer_weight`` x mean_l (mean_batch(E_l/E_inc) / mean_batch(T_l/E_inc) - 1)^2):
+   each batch of generated showers must reproduce, on average, the NNLS deposit map, its total
+   and its per-layer energies, while the discriminator shapes the shower-to-shower fluctuations.
+``nnls_weight = 0`` gives the plain CGAN (same networks, same seeds, log T = 0: a uniform start,
+base ratio 1, no guide term) for comparison.
 
-Networks: layers are the 11 channels of a 20x20 image. Generator (z + y) -> Dense(64x5x5)
--> up x2 -> Conv 64 -> up x2 -> Conv 32 -> Conv 11 -> ReLU in u = log1p(E/(eps E_inc))/log1p(1/eps)
-space, normalised to unit sum; a dense head on (z + y) gives h. Generated energies are >= 0.
-Discriminator: strided convolutions on u, then the
-conditions and log(E_tot / E_inc) concatenated before two dense layers; binary cross-entropy.
+Networks: layers are the 11 channels of a 20x20 image. Generator (z + y) -> Dense(width x 5x5)
+-> up x2 -> Conv -> up x2 -> Conv -> [+ log T channels] -> Conv -> Conv (mu, log sigma per layer);
+dense heads on (z + y) give d and h. z holds latent_dim numbers plus one Gaussian per cell.
+Generated energies are >= 0 by construction. Discriminator: strided convolutions on
+u = log1p(E/(eps E_inc))/log1p(1/eps), then the conditions, log(E_tot / E_inc), the per-layer
+energy fractions (linear and log), mean u, centres of energy and widths concatenated before two
+dense layers; binary cross-entropy with one-sided label smoothing and half the generator's
+learning rate (a weaker discriminator trains more stably on 2100 showers).
 Conditions: log E_inc (the ECAL energy scale) and the particle (PDG 11 or 22, one-hot).
 """
 
