@@ -442,6 +442,61 @@ def _hellinger_fit(model, target: np.ndarray, start: np.ndarray) -> np.ndarray:
     return theta
 
 
+#: Moving-axis fits: the training showers are split in AXIS_BINS x AXIS_BINS groups of axis position.
+AXIS_BINS = 4
+
+
+def _moving_axis_model(frame: Frame, block: np.ndarray, ax: np.ndarray, ay: np.ndarray):
+    """Targets and model for a moving-axis layer: the mean cell fractions per group of axis position.
+
+    The data showers (block (n, C)) are grouped by quantiles of their energy barycentre, the model
+    axes (ax, ay mm) by the same quantiles of their position (the barycentre grows with the axis
+    position, so equal ranks match), so the fit sees how the map changes with the impact point,
+    not only its average. Returns (targets (K, C), weights (K,), model(theta) -> (K, C)).
+    """
+    fractions = block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)
+    x1, x2, y1, y2 = frame.cell_edges()
+    bx, by = fractions @ ((x1 + x2) / 2), fractions @ ((y1 + y2) / 2)
+    probs = np.arange(1, AXIS_BINS) / AXIS_BINS
+
+    def group(u, v):
+        return np.digitize(u, np.quantile(u, probs)) * AXIS_BINS + np.digitize(v, np.quantile(v, probs))
+
+    data_group, model_group = group(bx, by), group(ax, ay)
+    K = AXIS_BINS * AXIS_BINS
+    weights = np.bincount(data_group, minlength=K) / len(data_group)
+    targets = np.zeros((K, fractions.shape[1]))
+    np.add.at(targets, data_group, fractions)
+    targets /= np.maximum(targets.sum(axis=1, keepdims=True), 1e-12)
+    onehot = np.zeros((K, len(ax)))
+    onehot[model_group, np.arange(len(ax))] = 1.0
+    onehot /= np.maximum(onehot.sum(axis=1, keepdims=True), 1.0)
+    dx1, dx2, dy1, dy2 = x1 - ax[:, None], x2 - ax[:, None], y1 - ay[:, None], y2 - ay[:, None]
+
+    def model(theta):
+        rc, rt, p = unpack(theta)
+        per_axis = mixture(rectangle_fraction(dx1, dx2, dy1, dy2, rc), rectangle_fraction(dx1, dx2, dy1, dy2, rt), p)
+        return onehot @ per_axis
+
+    return targets, weights, model
+
+
+def _grouped_hellinger_fit(targets: np.ndarray, weights: np.ndarray, model, start: np.ndarray) -> np.ndarray:
+    """Minimise the weighted sum over groups of the Hellinger distance of model(theta) (K, C) to targets."""
+    root = np.sqrt(targets)
+
+    def loss(theta):
+        m = model(theta)
+        m = m / np.maximum(m.sum(axis=1, keepdims=True), 1e-12)
+        return float(weights @ np.sum((np.sqrt(np.maximum(m, 0.0)) - root) ** 2, axis=1))
+
+    theta = minimize(loss, start, method="Nelder-Mead", options={"maxiter": 300, "xatol": 1e-3, "fatol": 1e-8}).x
+    theta[2] = np.clip(theta[2], -6, 6)
+    if theta[0] > theta[1]:  # keep the core the narrower component
+        theta = np.array([theta[1], theta[0], -theta[2]])
+    return theta
+
+
 def _fit_eps(params: GFlashParams, g: int, dataset: str, frame: Frame, energies, conditions, ref_hits: float,
              seed: int) -> float:
     """Cell fluctuation scale eps (MeV) whose mean count of cells above threshold matches."""
@@ -506,7 +561,10 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
             block = s[:, layer * frame.cells_per_layer:(layer + 1) * frame.cells_per_layer]
             target = (block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)).mean(axis=0)
             target = target / max(target.sum(), 1e-12)
-            fitted[layer] = _hellinger_fit(lambda th: frame.layer_cell_fractions(th, ax, ay), target, start)
+            if dataset in MOVING_AXIS:
+                fitted[layer] = _grouped_hellinger_fit(*_moving_axis_model(frame, block, ax, ay), start)
+            else:
+                fitted[layer] = _hellinger_fit(lambda th: frame.layer_cell_fractions(th, ax, ay), target, start)
             start = fitted[layer]
         done = np.array(sorted(fitted))
         for layer in range(L):
