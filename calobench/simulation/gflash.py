@@ -125,7 +125,8 @@ class GFlashParams:
     codes (G,); response (G, 4): mean f = a + b lnE, var f = c^2/E + d^2;
     long_mean (G, 2, 2): [ln mu, ln alpha] = A[:, 0] + A[:, 1] lnE; long_cov (G, 2, 2);
     radial (G, L, 3): ln Rc, ln Rt, logit p; eps (G,): cell fluctuation MeV;
-    energy_range (2,): lowest and highest fitted incident energy, MeV.
+    energy_range (2,): lowest and highest fitted incident energy, MeV;
+    lateral_sigma (G,): shower-to-shower spread of logit p, the core share (moving-axis datasets).
     """
 
     codes: np.ndarray
@@ -135,6 +136,7 @@ class GFlashParams:
     radial: np.ndarray
     eps: np.ndarray
     energy_range: np.ndarray
+    lateral_sigma: np.ndarray
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in self.__dict__.items()}
@@ -145,7 +147,8 @@ class GFlashParams:
     @staticmethod
     def from_arrays(arrays: dict[str, np.ndarray]) -> "GFlashParams":
         return GFlashParams(**{k: np.array(arrays[k], dtype=np.float64) for k in
-                               ("codes", "response", "long_mean", "long_cov", "radial", "eps", "energy_range")})
+                               ("codes", "response", "long_mean", "long_cov", "radial", "eps", "energy_range",
+                                "lateral_sigma")})
 
 
 def _homogeneous_profile(dataset: str, energies: np.ndarray, codes: np.ndarray):
@@ -230,8 +233,9 @@ class CellMaps:
     which a cell is sparse (``SPARSE_SHAPE`` x eps); sparse cells are not drawn one by one: their
     hits are (see ``_sparse_hits``), with cumulative (G, L, C + 1) the running sum of the ordered
     fractions (running: the same for all blocks as one increasing array), rate (G,) hits per MeV of mean energy and tail (G, Q) quantiles of a hit's energy.
-    moving axis (single-layer grids): fractions (G * B * B, C), one map per axis-position bin
-    (B bins of ``step`` mm from ``low`` mm in x and y), all C cells simulated.
+    moving axis (single-layer grids): fractions (2, G * B * B, C), the core and the tail map per
+    axis-position bin (B bins of ``step`` mm from ``low`` mm in x and y), all C cells simulated;
+    each shower mixes them with its own core share p.
     """
 
     cells: np.ndarray
@@ -274,12 +278,12 @@ def build_cell_maps(params: GFlashParams, dataset: str, frame: Frame) -> CellMap
         centres = low + (np.arange(bins) + 0.5) * step
         ax, ay = np.repeat(centres, bins)[:, None], np.tile(centres, bins)[:, None]  # row = bx * bins + by
         x1, x2, y1, y2 = frame.cell_edges()
-        table = np.empty((G, bins * bins, C), dtype=np.float32)
+        table = np.empty((2, G, bins * bins, C), dtype=np.float32)
         for g in range(G):
-            rc, rt, p = unpack(params.radial[g, 0])
-            table[g] = mixture(rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rc),
-                               rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rt), p)
-        return CellMaps(np.arange(C), table.reshape(G * bins * bins, C), True, bins=bins, low=low, step=step)
+            rc, rt, _ = unpack(params.radial[g, 0])
+            table[0, g] = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rc)
+            table[1, g] = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rt)
+        return CellMaps(np.arange(C), table.reshape(2, G * bins * bins, C), True, bins=bins, low=low, step=step)
     x0, y0, _, _ = impact(dataset, {}, np.random.default_rng(0), 1)
     maps = np.stack([np.stack([frame.layer_cell_fractions(params.radial[g, l], x0, y0) for l in range(L)])
                      for g in range(G)])  # (G, L, C)
@@ -373,7 +377,13 @@ def sample_showers(params: GFlashParams, maps: CellMaps, dataset: str, frame: Fr
         x0, y0, tx, ty = impact(dataset, conditions, rng, n)
         bx = np.clip(((x0 + tx * mu - maps.low) / maps.step).astype(np.int64), 0, maps.bins - 1)
         by = np.clip(((y0 + ty * mu - maps.low) / maps.step).astype(np.int64), 0, maps.bins - 1)
-        mean = maps.fractions[(gi * maps.bins + bx) * maps.bins + by]
+        row = (gi * maps.bins + bx) * maps.bins + by
+        tail = maps.fractions[1][row]
+        mean = maps.fractions[0][row]
+        logit = params.radial[gi, 0, 2] + params.lateral_sigma[gi] * rng.standard_normal(n)
+        mean -= tail
+        mean *= (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)[:, None]  # p core + (1 - p) tail
+        mean += tail
         mean *= layer_e[:, :1]
         energy = fluctuate(mean, np.maximum(params.eps[gi], 1e-9).astype(np.float32)[:, None], rng)
         total = energy.sum(axis=1, dtype=np.float64)
@@ -513,6 +523,25 @@ def _fit_eps(params: GFlashParams, g: int, dataset: str, frame: Frame, energies,
     return float(fine[int(np.argmin([error(e) for e in fine]))])
 
 
+def _fit_lateral_sigma(params: GFlashParams, g: int, dataset: str, frame: Frame, energies, conditions,
+                       showers: np.ndarray, seed: int) -> float:
+    """Spread of logit p (the core share) per shower whose std of the hottest cell's energy
+    fraction matches the reference showers (n, cells)."""
+    def spread(x: np.ndarray) -> float:
+        return float((x.max(axis=1) / np.maximum(x.sum(axis=1), 1e-12)).std())
+
+    target = spread(showers)
+    maps = build_cell_maps(params, dataset, frame)
+    grid = np.linspace(0.0, 3.0, 13)
+    errors = []
+    for sigma in grid:
+        trial = params.copy()
+        trial.lateral_sigma[g] = sigma
+        out = sample_showers(trial, maps, dataset, frame, energies, conditions, np.random.default_rng(seed))
+        errors.append(abs(spread(out) - target))
+    return float(grid[int(np.argmin(errors))])
+
+
 #: Axis positions used to average the cell maps when fitting a moving-axis dataset.
 FIT_AXES = 400
 
@@ -535,7 +564,7 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
     G, L = len(codes), frame.n_layers
     params = GFlashParams(codes.astype(np.float64), np.zeros((G, 4)), np.zeros((G, 2, 2)),
                           np.tile(np.eye(2) * 1e-3, (G, 1, 1)), np.zeros((G, L, 3)), np.ones(G),
-                          np.array([energies.min(), energies.max()]))
+                          np.array([energies.min(), energies.max()]), np.zeros(G))
     for g, code in enumerate(codes):
         sel = codes_all == code
         e, s = energies[sel], showers[sel]
@@ -571,8 +600,12 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
             nearest = done[np.argmin(np.abs(done - layer))]
             params.radial[g, layer] = fitted[int(nearest)]
         m = min(len(e), 500)
-        params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], {k: v[:m] for k, v in cond.items()},
-                                 float((s[:m] > 0).sum(axis=1).mean()), seed)
+        first = {k: v[:m] for k, v in cond.items()}
+        params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first, float((s[:m] > 0).sum(axis=1).mean()), seed)
+        if dataset in MOVING_AXIS:  # then the lateral spread, and eps again with it
+            params.lateral_sigma[g] = _fit_lateral_sigma(params, g, dataset, frame, e[:m], first, s[:m], seed)
+            params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first,
+                                     float((s[:m] > 0).sum(axis=1).mean()), seed)
         # calibrate the response for what the threshold removes after the cell fluctuations
         maps = build_cell_maps(params, dataset, frame)
         out = sample_showers(params, maps, dataset, frame, e, cond, np.random.default_rng(seed + 1))
@@ -683,7 +716,8 @@ def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, draws: int,
     n = len(energies)
     tot = np.bincount(event, e, minlength=n)
     params = GFlashParams(np.zeros(1), np.zeros((1, 4)), np.zeros((1, 2, 2)), np.eye(2)[None] * 1e-3,
-                          np.zeros((1, n_layers, 3)), np.ones(1), np.array([energies.min(), energies.max()]))
+                          np.zeros((1, n_layers, 3)), np.ones(1), np.array([energies.min(), energies.max()]),
+                          np.zeros(1))
     params.response[0] = _fit_response(energies, tot / energies)
     profiles = np.zeros((n, n_layers))
     np.add.at(profiles, (event, layer), e)
