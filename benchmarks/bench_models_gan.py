@@ -49,10 +49,11 @@ def conditions(name: str, energies: np.ndarray, rng: np.random.Generator) -> dic
 
 def nnls_ablation(seed: int, out: str) -> None:
     """nnls-cgan with nnls_weight = 1 (default) and 0 (plain CGAN) on the darkshine split."""
-    from calobench.runner import RunOptions, run_benchmark
+    from calobench import load
+    from calobench.runner import RunOptions, load_reference, run_benchmark, split_reference
 
     keys = ["auc_high", "auc_high_xgb", "fpd", "kpd", "sep_etot_einc", "w1_etot_einc", "sep_mean"]
-    rows = []
+    rows, looks = [], []
     # the NNLS variant is the preset itself and uses the run folder of `calobench run`, so that
     # `calobench run --model nnls-cgan --dataset darkshine --resume` can reuse its trained model
     variants = [("NNLS + CGAN", f"runs/darkshine/nnls-cgan-quick-seed{seed}", {}),
@@ -63,11 +64,24 @@ def nnls_ablation(seed: int, out: str) -> None:
                                            progress=False, overrides=overrides, resume=True))
         m = outcome.result.metrics
         rows.append((label, {k: (m[k]["value"], m[k].get("std", float("nan"))) for k in keys if k in m}))
+        last = (outcome.history.get("losses") or [{}])[-1]
+        looks.append((label, load(outcome.out / "generated.h5", dataset="darkshine"), last.get("nnls", float("nan"))))
     print("| variant | " + " | ".join(keys) + " |")
     print("| --- " * (len(keys) + 1) + "|")
     for label, vals in rows:
         cells = [f"{vals[k][0]:.4g} ± {vals[k][1]:.2g}" if k in vals else "-" for k in keys]
         print(f"| {label} | " + " | ".join(cells) + " |")
+    # direct look at the generated test showers against the Geant4 test split
+    test = split_reference(load_reference("darkshine"))[2]
+    print("\n| | E_tot / E_inc mean | std | non-zero cells | mean fraction in layers 0-8 | final NNLS distance |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, showers, distance in [("Geant4", test, float("nan"))] + looks:
+        s = np.asarray(showers.showers, np.float64)
+        ratio = s.sum(1) / showers.energies
+        layers = s.reshape(len(s), 11, -1).sum(2) / np.maximum(s.sum(1), 1e-12)[:, None]
+        profile = " ".join(f"{v:.3f}" for v in layers.mean(0)[:9])
+        print(f"| {label} | {ratio.mean():.4f} | {ratio.std():.4f} | {100 * (s > 0).mean():.2f} % | {profile} "
+              f"| {distance:.3g} |")
 
 
 def bes3_batches(repeats: int) -> None:
