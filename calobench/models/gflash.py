@@ -75,7 +75,7 @@ class GFlash(Generator):
             if missing:
                 raise CalobenchError(f"model {self.name}: dataset cepc needs condition {missing[0]!r} (deg)")
             parts = []
-            per_batch = max(1, min(batch_size, int(CELLS_PER_CALL // max(len(maps.layers), 1))))
+            per_batch = max(1, min(batch_size, int(CELLS_PER_CALL // maps.table.shape[2])))
             for lo in range(0, len(energies), per_batch):
                 hi = min(lo + per_batch, len(energies))
                 cells, offsets = sample_cepc(self.params, maps, energies[lo:hi], conditions["theta"][lo:hi],

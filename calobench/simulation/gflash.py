@@ -659,24 +659,27 @@ class PadMaps:
     """cepc: fraction of a layer's energy in the pads around the axis pad.
 
     table (R, B * B, W * W): per distinct radial parameter row R, axis position bin inside its
-    pad (B x B) and window pad (W x W, offsets di, dj in pads); group (L,) row of each layer;
-    the dense (layer, window pad) pairs, drawn one by one: layers (A,), windows (A,), and
-    dense (L, W * W) the same as a mask. Every other pad is sparse: its hits come from a Poisson
+    pad (B x B) and window pad (W x W, offsets di, dj in pads); group (L,) row of each layer.
+    Per layer the window pads are ordered by their largest fraction over the axis positions,
+    bound (L, W * W) in that order, order (L, W * W) the pads; rank (L, W * W) the position of
+    each pad in it. In a (shower, layer) the pads whose bound reaches a Gamma shape SPARSE_SHAPE
+    are dense (drawn one by one); every other pad is sparse: its hits are the points of a Poisson
     number (rate (hits per MeV) x layer energy beyond r_inner) of points of the radial profile
-    beyond r_inner (L,) mm (no sparse pad comes closer to the axis) that land outside the dense
-    pads, with energies from the quantiles ``tail``.
+    beyond r_inner that land outside the dense pads, with energies from the quantiles ``tail``.
+    reach (L, W * W + 1): for each number of dense pads, the nearest approach of a sparse pad to
+    an axis anywhere in pad (0, 0), in mm (r_inner).
     """
 
     table: np.ndarray
     group: np.ndarray
-    layers: np.ndarray
-    windows: np.ndarray
+    bound: np.ndarray
+    order: np.ndarray
+    rank: np.ndarray
+    reach: np.ndarray
     di: np.ndarray
     dj: np.ndarray
-    dense: np.ndarray
     rate: float
     tail: np.ndarray
-    r_inner: np.ndarray
 
 
 def build_pad_maps(params: GFlashParams, threshold: float) -> PadMaps:
@@ -692,18 +695,17 @@ def build_pad_maps(params: GFlashParams, threshold: float) -> PadMaps:
     table = np.stack([mixture(rectangle_fraction(y1, y1 + cell, z1, z1 + cell, rc),
                               rectangle_fraction(y1, y1 + cell, z1, z1 + cell, rt), p)
                       for rc, rt, p in (unpack(row) for row in rows)]).astype(np.float32)
-    layer_frame = type("LayerFrame", (), {"layer_depth": 1.0, "n_layers": len(radii)})()
-    bound = _layer_fraction_bound(params, 0, "cepc", layer_frame)
-    e_max = params.energy_range[1] * max(params.response[0, 0] + params.response[0, 1] * np.log(params.energy_range[1]), 0.05) * 1.1
+    largest = table.max(axis=1)[group]  # (L, W*W)
+    order = np.argsort(-largest, axis=1, kind="stable")
+    bound = np.take_along_axis(largest, order, axis=1)
+    rank = np.argsort(order, axis=1)
+    near = (np.maximum(np.abs(di), np.abs(dj)) - 1) * cell  # closest approach of each pad
+    suffix = np.minimum.accumulate(near[order][:, ::-1], axis=1)[:, ::-1]
+    reach = np.maximum(np.concatenate([suffix, np.full((len(radii), 1), h * cell)], axis=1), 0.0)
+    reach = np.minimum(reach, h * cell)
     eps = max(float(params.eps[0]), 1e-9)
-    mean_max = e_max * bound[:, None] * table.max(axis=1)[group]  # (L, W*W)
-    dense = mean_max >= SPARSE_SHAPE * eps
-    layers, windows = np.nonzero(dense)
-    # nearest approach of a sparse pad (or of the window's edge) to an axis anywhere in pad (0, 0)
-    reach = (np.maximum(np.abs(di), np.abs(dj)) - 1) * cell
-    r_inner = np.array([min(reach[~dense[l]].min(initial=h * cell), h * cell) for l in range(len(radii))])
-    return PadMaps(table, group, layers, windows, di, dj, dense, float(exp1(threshold / eps) / eps),
-                   sparse_tail_quantiles(eps, threshold), np.maximum(r_inner, 0.0))
+    return PadMaps(table, group, bound.astype(np.float32), order, rank, reach, di, dj,
+                   float(exp1(threshold / eps) / eps), sparse_tail_quantiles(eps, threshold))
 
 
 def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, draws: int, seed: int = 0) -> GFlashParams:
@@ -783,29 +785,38 @@ def sample_cepc(params: GFlashParams, maps: PadMaps, energies, theta_deg, phi_de
     iz0 = np.floor(axis_z / cell)
     by = np.minimum((oy / cell * B).astype(np.int64), B - 1)
     bz = np.minimum(((axis_z - iz0 * cell) / cell * B).astype(np.int64), B - 1)
-    lay, win = maps.layers, maps.windows
+    eps = max(float(params.eps[0]), 1e-9)
+    # dense pads of each (shower, layer): the prefix of the ordered pads whose bound reaches the cut
+    counts = np.empty((n, n_layers), dtype=np.int64)
+    need = (SPARSE_SHAPE * eps) / np.maximum(layer_e, 1e-30)
+    for layer in range(n_layers):
+        counts[:, layer] = np.searchsorted(-maps.bound[layer], -need[:, layer], side="right")
     w2 = maps.table.shape[2]
-    row = bz.astype(np.int32)[:, lay]  # (n, A) flat table index, built in place
-    row *= np.int32(w2)
-    row += (by * (B * w2)).astype(np.int32)[:, None]
-    row += (maps.group[lay] * (B * B * w2) + win).astype(np.int32)[None, :]
+    flat = counts.ravel()
+    segment = np.repeat(np.arange(n * n_layers, dtype=np.int32), flat)
+    position = np.arange(len(segment), dtype=np.int32) - np.repeat((np.cumsum(flat) - flat).astype(np.int32), flat)
+    d_ev, d_layer = segment // np.int32(n_layers), segment % np.int32(n_layers)
+    window = maps.order[d_layer, position]
+    row = (maps.group[d_layer] * (B * B) + by[d_ev] * B + bz[d_ev, d_layer]) * w2 + window
     mean = maps.table.reshape(-1)[row]
-    mean *= layer_e[:, lay]
-    energy = fluctuate(mean, np.float32(max(float(params.eps[0]), 1e-9)), rng)
-    dense_total = energy.sum(axis=1, dtype=np.float64)
+    mean *= layer_e.ravel()[segment]
+    energy = fluctuate(mean, np.float32(eps), rng)
+    dense_total = np.bincount(d_ev, energy, minlength=n)
     # sparse pads: Poisson points of the radial profile outside the dense pads (thinning)
+    r_inner = maps.reach[np.arange(n_layers)[None, :], counts]  # (n, L)
     rc, rt = np.exp(params.radial[0, :, 0]), np.exp(params.radial[0, :, 1])
     p_core = 1.0 / (1.0 + np.exp(-params.radial[0, :, 2]))
-    r0 = maps.r_inner
-    beyond_c, beyond_t = rc ** 2 / (r0 ** 2 + rc ** 2), rt ** 2 / (r0 ** 2 + rt ** 2)  # 1 - F(r_inner)
-    beyond = p_core * beyond_c + (1 - p_core) * beyond_t  # (L,)
-    count = rng.poisson(maps.rate * layer_e.astype(np.float64) * beyond[None, :])  # (n, L)
+    beyond_c = rc ** 2 / (r_inner ** 2 + rc ** 2)  # 1 - F(r_inner) of each component, (n, L)
+    beyond_t = rt ** 2 / (r_inner ** 2 + rt ** 2)
+    beyond = p_core * beyond_c + (1 - p_core) * beyond_t
+    count = rng.poisson(maps.rate * layer_e.astype(np.float64) * beyond)  # (n, L)
     s_ev, s_layer = np.nonzero(count)
     reps = count[s_ev, s_layer]
     s_ev, s_layer = np.repeat(s_ev, reps), np.repeat(s_layer, reps)
-    core = rng.random(len(s_ev)) < (p_core * beyond_c / np.maximum(beyond, 1e-300))[s_layer]
+    bc, bt = beyond_c[s_ev, s_layer], beyond_t[s_ev, s_layer]
+    core = rng.random(len(s_ev)) < p_core[s_layer] * bc / np.maximum(beyond[s_ev, s_layer], 1e-300)
     scale = np.where(core, rc[s_layer], rt[s_layer])
-    u_lo = 1.0 - np.where(core, beyond_c[s_layer], beyond_t[s_layer])  # F(r_inner) of the component
+    u_lo = 1.0 - np.where(core, bc, bt)  # F(r_inner) of the component
     u = np.minimum(u_lo + rng.random(len(s_ev)) * (1.0 - u_lo), 1 - 1e-9)
     r = scale * np.sqrt(u / (1.0 - u))
     ang = rng.uniform(-np.pi, np.pi, len(s_ev))
@@ -815,7 +826,7 @@ def sample_cepc(params: GFlashParams, maps: PadMaps, energies, theta_deg, phi_de
     rel_z = s_iz - iz0[s_ev, s_layer].astype(np.int64)
     inside = (np.abs(s_iy) <= h) & (np.abs(rel_z) <= h)
     window_index = np.where(inside, (np.clip(s_iy, -h, h) + h) * (2 * h + 1) + np.clip(rel_z, -h, h) + h, 0)
-    keep = ~(inside & maps.dense[s_layer, window_index])
+    keep = ~(inside & (maps.rank[s_layer, window_index] < counts[s_ev, s_layer]))
     q = len(maps.tail)
     s_e = maps.tail[np.minimum((rng.random(int(keep.sum())) * q).astype(np.int64), q - 1)]
     s_ev, s_layer, s_iy, s_iz = s_ev[keep], s_layer[keep], s_iy[keep], s_iz[keep]
@@ -828,9 +839,9 @@ def sample_cepc(params: GFlashParams, maps: PadMaps, energies, theta_deg, phi_de
     s_layer, s_iy, s_iz = rest // (4096 * 200000), (rest // 200000) % 4096 - 2048, rest % 200000 - 100000
     # keep the sampled total, then the threshold
     scale = e_dep / np.maximum(dense_total + np.bincount(s_ev, s_e, minlength=n), 1e-12)
-    energy *= scale.astype(np.float32)[:, None]
-    d_ev, a = np.nonzero(energy >= threshold)
-    d_layer, d_window = lay[a], win[a]
+    energy *= scale.astype(np.float32)[d_ev]
+    a = np.flatnonzero(energy >= threshold)
+    d_ev, d_layer, d_window = d_ev[a].astype(np.int64), d_layer[a].astype(np.int64), window[a]
     s_e = s_e * scale[s_ev]
     ok = s_e >= threshold
     ev = np.concatenate([d_ev, s_ev[ok]])
@@ -839,7 +850,7 @@ def sample_cepc(params: GFlashParams, maps: PadMaps, energies, theta_deg, phi_de
     layer = np.concatenate([d_layer, s_layer[ok]])[order]
     iy = np.concatenate([maps.di[d_window], s_iy[ok]])[order]
     iz = np.concatenate([iz0[d_ev, d_layer].astype(np.int64) + maps.dj[d_window], s_iz[ok]])[order]
-    e_pad = np.concatenate([energy[d_ev, a].astype(np.float64), s_e[ok]])[order]
+    e_pad = np.concatenate([energy[a].astype(np.float64), s_e[ok]])[order]
     y = (iy + 0.5) * cell - oy[ev]
     z = (iz + 0.5) * cell
     r = radii[layer]
