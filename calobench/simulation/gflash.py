@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize, nnls
-from scipy.special import exp1, gammainc
+from scipy.special import exp1, gammainc, ndtri
 
 from ..geometry import CYLINDRICAL, GRID, Geometry
 from .radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
@@ -36,6 +36,9 @@ from .radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
 MATERIALS = {"stcf11x11": (18.6, 11.17, 54.0), "bes3-11x11": (18.6, 11.17, 54.0)}
 #: Cells of mean energy below SPARSE_SHAPE x eps (Gamma shape below it) get hits, not draws.
 SPARSE_SHAPE = 0.05
+#: Standard normal quantiles at the 65536 mid-probabilities (i + 0.5) / 65536: a 16-bit uniform
+#: integer indexes a normal number (tails cut at 4.2 sigma).
+NORMAL_QUANTILES = ndtri((np.arange(65536) + 0.5) / 65536).astype(np.float32)
 #: Quantiles tabulated for the energy of a sparse cell's hit.
 TAIL_QUANTILES = 4096
 #: Axis-position tables (datasets whose shower axis moves from shower to shower): bins per cell
@@ -199,12 +202,13 @@ def fluctuate(mean: np.ndarray, eps: np.ndarray, rng: np.random.Generator) -> np
 
     Gamma(k = mean/eps, scale eps), drawn as Gamma(k + 1) U^(1/k) (Marsaglia & Tsang's boost,
     exact for the small shapes of sparse cells) with Gamma(k + 1) from the Wilson-Hilferty
-    approximation (k+1)(1 - 1/(9(k+1)) + z/(3 sqrt(k+1)))^3, z standard normal, cut at zero.
+    approximation (k+1)(1 - 1/(9(k+1)) + z/(3 sqrt(k+1)))^3, z standard normal (inverse transform
+    of a 16-bit uniform through ``NORMAL_QUANTILES``, 2.5x faster than numpy's normal), cut at zero.
     ``eps`` broadcasts against ``mean``. Never negative.
     """
     k = np.divide(mean, np.asarray(eps, dtype=np.float32))
     k1 = k + np.float32(1.0)
-    base = rng.standard_normal(mean.shape, dtype=np.float32)
+    base = NORMAL_QUANTILES[rng.integers(0, NORMAL_QUANTILES.size, mean.shape, dtype=np.uint16)]
     base /= np.sqrt(k1)
     base *= np.float32(1.0 / 3.0)
     base += np.float32(1.0)
