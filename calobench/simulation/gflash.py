@@ -546,6 +546,41 @@ def _fit_lateral_sigma(params: GFlashParams, g: int, dataset: str, frame: Frame,
     return float(grid[int(np.argmin(errors))])
 
 
+#: Refits of the radial profile against targets corrected for what threshold and fluctuations change.
+THRESHOLD_ITERATIONS = 2
+
+
+def _mean_fractions(showers: np.ndarray, n_layers: int) -> np.ndarray:
+    """(cells,) mean over showers of each cell's fraction of its layer's energy."""
+    n = len(showers)
+    blocks = showers.reshape(n, n_layers, -1)
+    return (blocks / np.maximum(blocks.sum(axis=2, keepdims=True), 1e-12)).mean(axis=0).ravel()
+
+
+def _fit_radial(params: GFlashParams, g: int, dataset: str, frame: Frame, showers: np.ndarray,
+                layer_energy: np.ndarray, ax: np.ndarray, ay: np.ndarray) -> None:
+    """Fit (ln Rc, ln Rt, logit p) of every layer of group g to showers (n, cells); layers with
+    almost no energy take the parameters of the nearest fitted layer."""
+    L = frame.n_layers
+    fitted = {}
+    cell_size = float(np.sqrt(frame.geometry.sizes[0, 0] * frame.geometry.sizes[0, 1]))
+    start = np.array([np.log(0.3 * cell_size), np.log(1.5 * cell_size), 1.5])
+    for layer in range(L):
+        if layer_energy[layer] < 1e-3 * layer_energy.max():
+            continue
+        block = showers[:, layer * frame.cells_per_layer:(layer + 1) * frame.cells_per_layer]
+        if dataset in MOVING_AXIS:
+            fitted[layer] = _grouped_hellinger_fit(*_moving_axis_model(frame, block, ax, ay), start)
+        else:
+            target = (block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)).mean(axis=0)
+            target = target / max(target.sum(), 1e-12)
+            fitted[layer] = _hellinger_fit(lambda th: frame.layer_cell_fractions(th, ax, ay), target, start)
+        start = fitted[layer]
+    done = np.array(sorted(fitted))
+    for layer in range(L):
+        params.radial[g, layer] = fitted[int(done[np.argmin(np.abs(done - layer))])]
+
+
 #: Axis positions used to average the cell maps when fitting a moving-axis dataset.
 FIT_AXES = 400
 
@@ -584,32 +619,24 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
         x0, y0, tx, ty = impact(dataset, cond, np.random.default_rng(seed), len(e))
         pick = np.random.default_rng(seed).choice(len(e), min(FIT_AXES, len(e)), replace=False)
         ax, ay = (x0 + tx * mu)[pick], (y0 + ty * mu)[pick]
-        layer_energy = profiles.mean(axis=0)
-        fitted = {}
-        cell_size = float(np.sqrt(geometry.sizes[0, 0] * geometry.sizes[0, 1]))
-        start = np.array([np.log(0.3 * cell_size), np.log(1.5 * cell_size), 1.5])
-        for layer in range(L):
-            if layer_energy[layer] < 1e-3 * layer_energy.max():
-                continue
-            block = s[:, layer * frame.cells_per_layer:(layer + 1) * frame.cells_per_layer]
-            target = (block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)).mean(axis=0)
-            target = target / max(target.sum(), 1e-12)
-            if dataset in MOVING_AXIS:
-                fitted[layer] = _grouped_hellinger_fit(*_moving_axis_model(frame, block, ax, ay), start)
-            else:
-                fitted[layer] = _hellinger_fit(lambda th: frame.layer_cell_fractions(th, ax, ay), target, start)
-            start = fitted[layer]
-        done = np.array(sorted(fitted))
-        for layer in range(L):
-            nearest = done[np.argmin(np.abs(done - layer))]
-            params.radial[g, layer] = fitted[int(nearest)]
         m = min(len(e), 500)
         first = {k: v[:m] for k, v in cond.items()}
-        params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first, float((s[:m] > 0).sum(axis=1).mean()), seed)
-        if dataset in MOVING_AXIS:  # then the lateral spread, and eps again with it
-            params.lateral_sigma[g] = _fit_lateral_sigma(params, g, dataset, frame, e[:m], first, s[:m], seed)
-            params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first,
-                                     float((s[:m] > 0).sum(axis=1).mean()), seed)
+        hits = float((s[:m] > 0).sum(axis=1).mean())
+        targets = s
+        for iteration in range(THRESHOLD_ITERATIONS + 1):
+            _fit_radial(params, g, dataset, frame, targets, profiles.mean(axis=0), ax, ay)
+            params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first, hits, seed)
+            if dataset in MOVING_AXIS:  # then the lateral spread, and eps again with it
+                params.lateral_sigma[g] = _fit_lateral_sigma(params, g, dataset, frame, e[:m], first, s[:m], seed)
+                params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first, hits, seed)
+            if iteration < THRESHOLD_ITERATIONS:
+                # the threshold and fluctuations reshape the generated maps: correct the targets
+                # cell by cell by data / generated, so the fitted profile is the pre-threshold one
+                gen = sample_showers(params, build_cell_maps(params, dataset, frame), dataset, frame, e, cond,
+                                     np.random.default_rng(seed + 2))
+                ratio = _mean_fractions(s, L) / np.maximum(_mean_fractions(gen, L), 1e-12)
+                ratio = np.where(_mean_fractions(gen, L) > 0, np.clip(ratio, 0.2, 5.0), 1.0)
+                targets = targets * ratio[None, :]
         # calibrate the response for what the threshold removes after the cell fluctuations
         maps = build_cell_maps(params, dataset, frame)
         out = sample_showers(params, maps, dataset, frame, e, cond, np.random.default_rng(seed + 1))
