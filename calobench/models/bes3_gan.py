@@ -55,15 +55,17 @@ class Bes3Generator(nn.Module):
             nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 8, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(8, 1, 3, padding=1), nn.Softplus(),
+            nn.Conv2d(8, 1, 3, padding=1),
         )
+        #: per-cell bias of u (121 parameters), started at the training set's mean shape
+        self.cell_bias = nn.Parameter(torch.zeros(1, 1, 11, 11))
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled():
             return self.fast_forward(z, cond)
         d = self.dense(torch.cat([z, cond], 1))
         h = F.leaky_relu(d[:, 1:], 0.2).view(-1, self.width, 4, 4)
-        u = self.convs(h).clamp_max(self.u_max)
+        u = F.softplus(self.convs(h) + self.cell_bias).clamp_max(self.u_max)
         return self.head(u, d[:, :1])
 
     def head(self, u: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
@@ -88,7 +90,7 @@ class Bes3Generator(nn.Module):
             h = self.convs[0](h.contiguous(memory_format=torch.channels_last))  # the upsampling
             for conv in convs[:-1]:
                 h = F.leaky_relu_(conv(h), 0.2)
-            shape = torch.expm1_(F.softplus(convs[-1](h)).clamp_max_(self.u_max).mul_(self.scale))
+            shape = torch.expm1_(F.softplus(convs[-1](h).add_(self.cell_bias)).clamp_max_(self.u_max).mul_(self.scale))
             ratio = torch.sigmoid(d[:, :1]) / shape.sum((1, 2, 3)).clamp_min(1e-30)[:, None]
             out[sl] = shape.mul_(ratio[:, :, None, None])
         return out
@@ -150,7 +152,7 @@ class Bes3GAN(ConditionalGAN):
     presets = {
         "tiny": {"latent_dim": 16, "width": 8, "epochs": 2, "batch_size": 64, "lr": 1e-3,
                  "regressor_epochs": 1, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": 600},
-        "quick": {"latent_dim": 128, "width": 16, "epochs": 60, "min_steps": 25, "batch_size": 64, "lr": 2e-4,
+        "quick": {"latent_dim": 128, "width": 16, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4,
                   "regressor_epochs": 10, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": 20000},
         "full": {"latent_dim": 128, "width": 16, "epochs": 300, "min_steps": 50, "batch_size": 256, "lr": 1e-4,
                  "regressor_epochs": 30, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": None},
@@ -164,14 +166,22 @@ class Bes3GAN(ConditionalGAN):
         self.regressor = Bes3Regressor(self.n_obs)
 
     def prepare_fit(self, train, epoch_start: int) -> None:
-        """Start the E_tot / |p| unit at the training set's mean ratio (its bias is the logit),
-        so that the adversarial epochs learn the spread, not the scale."""
+        """Start the E_tot / |p| unit at the training set's mean ratio (its bias is the logit) and
+        the per-cell bias at the training set's mean shape (in u), so that the adversarial epochs
+        learn the fluctuations, not the scale and the mean profile."""
         raw = self._raw_conditions(train.energies, train.conditions)
         p = np.sqrt(raw["px"] ** 2 + raw["py"] ** 2 + raw["pz"] ** 2)
         p = np.where(p > 0, p, raw["E_inc"])
-        ratio = float(np.clip(np.mean(np.asarray(train.showers, np.float64).sum(1) / p), 0.01, 0.99))
+        showers = np.asarray(train.showers, np.float64)
+        etot = showers.sum(1)
+        ratio = float(np.clip(np.mean(etot / p), 0.01, 0.99))
+        g = self.generator
+        # mean u of the real shapes (E_cell / E_tot = eps expm1(S u)), as softplus(cell_bias)
+        u = np.log1p(showers / np.maximum(etot, 1e-30)[:, None] / g.eps).mean(0) / g.scale
+        u = np.maximum(u, 1e-4)
         with torch.no_grad():
-            self.generator.dense.bias[0] = math.log(ratio / (1.0 - ratio))
+            g.dense.bias[0] = math.log(ratio / (1.0 - ratio))
+            g.cell_bias.copy_(torch.from_numpy(np.log(np.expm1(u))).float().view(1, 1, 11, 11))
 
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator, "regressor": self.regressor}
