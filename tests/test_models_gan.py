@@ -253,12 +253,31 @@ def test_bes3_fast_sampling_path_is_the_training_function():
     torch.manual_seed(1)
     gen = Bes3GAN("bes3-11x11", "tiny", seed=2).generator.eval()
     gen.chunk = 7  # several passes and a remainder
+    with torch.no_grad():
+        gen.cell_bias.normal_()
     z, c = torch.randn(30, 16), torch.randn(30, 8)
     with torch.no_grad():
         fast = gen(z, c)
     slow = gen(z, c).detach()  # autograd on: the plain Sequential path
     assert fast.shape == slow.shape == (30, 1, 11, 11)
     np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_bes3_prepare_fit_starts_at_the_data_means():
+    """Before any adversarial step the generator's mean E_tot / |p| and its seed-cell fraction
+    are those of the training showers (ratio bias and per-cell bias fitted from the data)."""
+    train = synthetic("bes3-11x11", n=300)
+    model = Bes3GAN("bes3-11x11", "tiny", seed=0, **FAST)
+    model.fit(train, epochs=0, progress=False)
+    e = train.energies
+    out = model.sample(e, train.conditions).showers
+    p = np.sqrt(sum(train.conditions[k] ** 2 for k in ("px", "py", "pz")))
+    real_ratio = float(np.mean(train.showers.sum(1) / p))
+    assert abs(float(np.mean(out.sum(1) / p)) - real_ratio) < 0.1 * real_ratio
+    centre = 60  # cell (5, 5)
+    real_c = float(np.mean(train.showers[:, centre] / train.showers.sum(1)))
+    gen_c = float(np.mean(out[:, centre] / np.maximum(out.sum(1), 1e-9)))
+    assert abs(gen_c - real_c) < 0.5 * real_c
 
 
 def test_bes3_energy_ratio_head_bounds_the_map_sum():
