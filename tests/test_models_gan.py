@@ -261,6 +261,15 @@ def test_bes3_fast_sampling_path_is_the_training_function():
     slow = gen(z, c).detach()  # autograd on: the plain Sequential path
     assert fast.shape == slow.shape == (30, 1, 11, 11)
     np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-9)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # passes shared out to two Python threads
+    try:
+        with torch.no_grad():
+            pooled = gen(z, c)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(pooled.numpy(), slow.numpy(), rtol=1e-5, atol=1e-9)
 
 
 def test_bes3_prepare_fit_starts_at_the_data_means():
