@@ -176,11 +176,11 @@ class Bes3GAN(ConditionalGAN):
     description = "BESIII EMC GAN: 46k-parameter generator, minibatch discrimination, regressor constraint"
     presets = {
         "tiny": {"latent_dim": 16, "width": 8, "epochs": 2, "batch_size": 64, "lr": 1e-3,
-                 "regressor_epochs": 1, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": 600},
+                 "regressor_epochs": 1, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True, "max_train_events": 600},
         "quick": {"latent_dim": 128, "width": 16, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4,
-                  "regressor_epochs": 10, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": 20000},
+                  "regressor_epochs": 10, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True, "max_train_events": 20000},
         "full": {"latent_dim": 128, "width": 16, "epochs": 300, "min_steps": 50, "batch_size": 256, "lr": 1e-4,
-                 "regressor_epochs": 30, "reg_weight": 1.0, "label_smoothing": 0.1, "max_train_events": None},
+                 "regressor_epochs": 30, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True, "max_train_events": None},
     }
 
     def build(self) -> None:
@@ -261,7 +261,7 @@ class Bes3GAN(ConditionalGAN):
             q.requires_grad_(False)
         z = torch.randn(b, self.latent_dim, generator=rng, device=x.device)
         fake = self.generator(z, cond)
-        if self.config.get("threshold_fakes", False):
+        if self.config.get("threshold_fakes", True):
             # the readout threshold as at sampling (cells under it read zero), with a
             # straight-through gradient, so the discriminator judges the maps that are sampled
             below = (fake.detach() * p[:, None, None, None] < float(self.dataset.geometry.threshold)).float()
