@@ -1,22 +1,27 @@
 """BESIII EMC GAN (seed 004): 11x11 hit maps of e+, e-, gamma conditioned on the MC truth.
 
 Following the seed (an LHCb-style GAN):
-- generator (~46k parameters): (noise + conditions) -> Dense(16x4x4) -> reshape (16, 4, 4)
-  -> UpSample x3 -> Conv2D(16, 4x4) -> Conv2D(16, 3x3) x2 -> Conv2D(8, 3x3) -> Conv2D(1, 3x3);
-  the 11x11 output is the hit map divided by the momentum |p|, so the shower is
-  softplus(...) x |p| >= 0 MeV (cells under the readout threshold read zero at sampling).
-  Deviation from the seed's ReLUs: LeakyReLU(0.2) inside and softplus at the output, because
-  with ReLUs the output units died within a few epochs on the embedded sample (all-zero maps).
-- discriminator: the map normalised by |p| -> Conv2D(32, 2x2) -> Conv2D(16, 3x3) x3, each with
-  LeakyReLU and Dropout(0.1) -> AvgPool(2x2) -> flatten -> minibatch discrimination; then
-  concatenate(features, minibatch, conditions, energy sum, energy-minus-momentum, sparsity)
-  -> Dense(20) + LeakyReLU -> Dense(1).
+- generator (~46k parameters): (noise + conditions) -> Dense(16x4x4, + 1 ratio unit) -> reshape
+  (16, 4, 4) -> UpSample x3 -> Conv2D(16, 4x4) -> Conv2D(16, 3x3) x2 -> Conv2D(8, 3x3) ->
+  Conv2D(1, 3x3) + per-cell bias; the 11x11 output is the hit map divided by the momentum |p|:
+  sigmoid(ratio unit) (= E_tot / |p| < 1) x a unit-sum shape expm1(S softplus(.)) (a log-space
+  head), so the shower, map x |p|, is >= 0 MeV by construction. Cells under the readout
+  threshold read zero at sampling and, with a straight-through gradient, in the fakes the
+  discriminator sees during training (``threshold_fakes``). The ratio unit and the per-cell
+  bias start at the training set's mean ratio and mean shape (``prepare_fit``).
+  Deviation from the seed's ReLUs: LeakyReLU(0.2) inside, because with ReLUs the output units
+  died within a few epochs on the embedded sample (all-zero maps).
+- discriminator: the map normalised by |p| and a log view log1p(E / threshold) (second channel)
+  -> Conv2D(32, 2x2) -> Conv2D(16, 3x3) x3, each with LeakyReLU and Dropout(0.1) -> AvgPool(2x2)
+  -> flatten -> minibatch discrimination; then concatenate(features, minibatch, conditions,
+  energy sum, energy-minus-momentum, sparsity) -> Dense(20) + LeakyReLU -> Dense(1).
 - regressor: a small CNN trained first on the real showers to reconstruct the observables
   (log E_inc, px, py, pz, E, standardised) from a hit map; frozen, it constrains the generator
   with an MSE term between the observables it reads from generated maps and the requested ones.
 Loss: the original (non-saturating) GAN loss with one-sided label smoothing (real label
-1 - ``label_smoothing``) plus ``reg_weight`` x regressor MSE.
+1 - ``label_smoothing``) plus ``reg_weight`` x regressor MSE (optional R1 penalty ``r1_gamma``).
 Conditions: particle (PDG 22, 11, -11, one-hot), px, py, pz, E (MeV) and log E_inc.
+See docs/models-gan.md for what each deviation changed.
 """
 
 from __future__ import annotations
@@ -84,21 +89,30 @@ class Bes3Generator(nn.Module):
         and in-place activations. Same numbers as ``forward`` up to float rounding (tested).
 
         On a CPU with n > 1 torch threads the passes are shared out to n Python threads that
-        each run single-threaded torch ops (torch releases the GIL): one OpenMP region per small
-        layer and pass costs a scheduler time slice whenever another process holds a core
-        (measured 10x slower on the shared 2-core machine), n independent passes do not.
+        each run single-threaded torch ops (torch releases the GIL), and a single pass runs on
+        one thread: one OpenMP region per small layer and pass costs a scheduler time slice
+        whenever another process holds a core (measured 10x slower at batch 10000 and 100x
+        slower at batch 1 on the shared 2-core machine); independent passes do not.
         """
         out = torch.empty((len(z), 1, 11, 11), dtype=z.dtype, device=z.device)
-        starts = list(range(0, len(z), self.chunk))
         threads = torch.get_num_threads()
-        if z.device.type != "cpu" or threads == 1 or len(starts) == 1:
-            self._passes(z, cond, out, starts)
+        size = self.chunk
+        starts = list(range(0, len(z), size))
+        if z.device.type != "cpu" or threads == 1:
+            self._passes(z, cond, out, starts, size)
+            return out
+        if len(starts) == 1:  # one pass (batches up to ``chunk``): single-threaded too
+            torch.set_num_threads(1)
+            try:
+                self._passes(z, cond, out, starts, size)
+            finally:
+                torch.set_num_threads(threads)
             return out
 
         def worker(part: list[int]) -> None:
             torch.set_num_threads(1)  # this thread's OpenMP setting only
             with torch.inference_mode():
-                self._passes(z, cond, out, part)
+                self._passes(z, cond, out, part, size)
 
         try:
             with ThreadPoolExecutor(min(threads, len(starts))) as pool:
@@ -107,10 +121,11 @@ class Bes3Generator(nn.Module):
             torch.set_num_threads(threads)  # MKL's thread count is process-wide: restore it
         return out
 
-    def _passes(self, z: torch.Tensor, cond: torch.Tensor, out: torch.Tensor, starts: list[int]) -> None:
+    def _passes(self, z: torch.Tensor, cond: torch.Tensor, out: torch.Tensor, starts: list[int], size: int) -> None:
+        """Generate rows [start, start + size) of ``out`` for each start."""
         convs = [m for m in self.convs if isinstance(m, nn.Conv2d)]
         for start in starts:
-            sl = slice(start, start + self.chunk)
+            sl = slice(start, start + size)
             d = self.dense(torch.cat([z[sl], cond[sl]], 1))
             h = F.leaky_relu_(d[:, 1:], 0.2).view(-1, self.width, 4, 4)
             h = self.convs[0](h.contiguous(memory_format=torch.channels_last))  # the upsampling
