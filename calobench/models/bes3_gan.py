@@ -191,11 +191,14 @@ class Bes3GAN(ConditionalGAN):
     description = "BESIII EMC GAN: 46k-parameter generator, minibatch discrimination, regressor constraint"
     presets = {
         "tiny": {"latent_dim": 16, "width": 8, "epochs": 2, "batch_size": 64, "lr": 1e-3,
-                 "regressor_epochs": 1, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True, "max_train_events": 600},
+                 "regressor_epochs": 1, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True,
+                 "max_train_events": 600},
         "quick": {"latent_dim": 128, "width": 16, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4,
-                  "regressor_epochs": 10, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True, "max_train_events": 20000},
+                  "regressor_epochs": 10, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True,
+                  "max_train_events": 20000},
         "full": {"latent_dim": 128, "width": 16, "epochs": 300, "min_steps": 50, "batch_size": 256, "lr": 1e-4,
-                 "regressor_epochs": 30, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True, "max_train_events": None},
+                 "regressor_epochs": 30, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True,
+                 "max_train_events": None},
     }
 
     def build(self) -> None:
