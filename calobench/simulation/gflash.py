@@ -396,14 +396,15 @@ def sample_showers(params: GFlashParams, maps: CellMaps, dataset: str, frame: Fr
         showers[:, maps.cells] = energy
         return showers
     shower, cell, mean, counts = _simulated_cells(maps, gi, layer_e)
-    energy = fluctuate(mean, np.maximum(params.eps[gi], 1e-9).astype(np.float32)[shower], rng)
+    eps = np.maximum(params.eps, 1e-9).astype(np.float32)
+    energy = fluctuate(mean, eps[0] if len(eps) == 1 else eps[gi][shower], rng)
     sparse_shower, sparse_cell, sparse_energy = _sparse_hits(maps, gi, layer_e, counts, rng)
     total = np.bincount(shower, energy, minlength=n) + np.bincount(sparse_shower, sparse_energy, minlength=n)
     scale = (e_dep / np.maximum(total, 1e-12)).astype(np.float32)  # keep the sampled total
     flat = showers.reshape(-1)
     energy *= scale[shower]
-    hit = energy >= frame.geometry.threshold
-    flat[shower[hit].astype(np.int64) * n_cells + cell[hit]] = energy[hit]  # one entry per dense cell
+    energy[energy < frame.geometry.threshold] = 0.0
+    flat[shower.astype(np.int64) * n_cells + cell] = energy  # one entry per dense cell
     sparse_energy *= scale[sparse_shower]
     hit = sparse_energy >= frame.geometry.threshold
     # sparse cells are disjoint from the dense ones; one of them may be hit twice
