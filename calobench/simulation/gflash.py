@@ -255,20 +255,6 @@ class CellMaps:
     step: float = 1.0
 
 
-def _layer_fraction_bound(params: GFlashParams, g: int, dataset: str, frame: Frame) -> np.ndarray:
-    """(L,) the largest layer fraction over the fitted energies and +-2 sigma profile fluctuations."""
-    if frame.n_layers == 1:
-        return np.ones(1)
-    energies = np.geomspace(*params.energy_range, 12)
-    le = np.log(energies)
-    mean = params.long_mean[g, :, 0] + params.long_mean[g, :, 1] * le[:, None]
-    chol = np.linalg.cholesky(params.long_cov[g] + 1e-9 * np.eye(2))
-    shifts = np.array([[a, b] for a in (-2, 0, 2) for b in (-2, 0, 2)], dtype=np.float64) @ chol.T
-    ln = (mean[:, None, :] + shifts[None]).reshape(-1, 2)
-    frac = layer_fractions(np.exp(ln[:, 0]), np.maximum(np.exp(ln[:, 1]), 1.05), frame.n_layers, frame.layer_depth)
-    return frac.max(axis=0)
-
-
 def build_cell_maps(params: GFlashParams, dataset: str, frame: Frame) -> CellMaps:
     """Integrate the fitted radial profiles over the cells (once per parameter set)."""
     G, L, C = len(params.codes), frame.n_layers, frame.cells_per_layer
