@@ -427,22 +427,6 @@ def _fit_longitudinal(layer_depth: float, n_layers: int, energies: np.ndarray, p
     return coef.T, cov  # (target, [const, slope])
 
 
-def _hellinger_fit(model, target: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Minimise the Hellinger distance between model(theta) (normalised) and target fractions."""
-    def loss(theta):
-        m = model(theta)
-        m = m / max(m.sum(), 1e-12)
-        # Hellinger distance: the sparse tail cells count, not only the hot core
-        return float(np.sum((np.sqrt(np.maximum(m, 0.0)) - np.sqrt(target)) ** 2))
-
-    theta = minimize(loss, start, method="Nelder-Mead",
-                     options={"maxiter": 300, "xatol": 1e-3, "fatol": 1e-8}).x
-    theta[2] = np.clip(theta[2], -6, 6)
-    if theta[0] > theta[1]:  # keep the core the narrower component
-        theta = np.array([theta[1], theta[0], -theta[2]])
-    return theta
-
-
 #: Moving-axis fits: the training showers are split in AXIS_BINS x AXIS_BINS groups of axis position.
 AXIS_BINS = 4
 
@@ -483,7 +467,9 @@ def _moving_axis_model(frame: Frame, block: np.ndarray, ax: np.ndarray, ay: np.n
 
 
 def _grouped_hellinger_fit(targets: np.ndarray, weights: np.ndarray, model, start: np.ndarray) -> np.ndarray:
-    """Minimise the weighted sum over groups of the Hellinger distance of model(theta) (K, C) to targets."""
+    """Minimise the weighted sum over groups of the Hellinger distance of model(theta) (K, C),
+    normalised per group, to targets (K, C); one group (K = 1) is the plain fit of a mean map.
+    The Hellinger distance lets the sparse tail cells count, not only the hot core."""
     root = np.sqrt(targets)
 
     def loss(theta):
@@ -561,7 +547,8 @@ def _fit_radial(params: GFlashParams, g: int, dataset: str, frame: Frame, shower
         else:
             target = (block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)).mean(axis=0)
             target = target / max(target.sum(), 1e-12)
-            fitted[layer] = _hellinger_fit(lambda th: frame.layer_cell_fractions(th, ax, ay), target, start)
+            fitted[layer] = _grouped_hellinger_fit(target[None], np.ones(1),
+                                                   lambda th: frame.layer_cell_fractions(th, ax, ay)[None], start)
         start = fitted[layer]
     done = np.array(sorted(fitted))
     for layer in range(L):
