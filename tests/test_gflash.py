@@ -157,3 +157,13 @@ def test_sparse_hit_rate_and_energies_follow_the_small_shape_limit():
     assert q[0] >= threshold
     assert np.median(q) == pytest.approx(np.median(above), rel=0.05)
     assert np.quantile(q, 0.9) == pytest.approx(np.quantile(above, 0.9), rel=0.05)
+
+
+def test_sample_refuses_bad_energies_and_conditions(stcf):
+    ref, model = stcf
+    cond = {k: v[:2] for k, v in ref.conditions.items()}
+    for bad in ([1000.0, np.nan], [1000.0, -5.0], [1000.0, 0.0]):
+        with pytest.raises(CalobenchError, match="finite and positive"):
+            model.sample(np.array(bad), cond)
+    with pytest.raises(CalobenchError, match="has 3 values for 2 energies"):
+        model.sample(np.array([1000.0, 500.0]), {k: v[:3] for k, v in ref.conditions.items()})
