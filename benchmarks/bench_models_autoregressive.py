@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from calobench.allocator import keep_freed_memory
+
 
 def summary(showers, layer_of) -> dict:
     """Cell count, E_tot / E_inc and the mean cell count per layer of a point-cloud ShowerSet."""
@@ -43,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    keep_freed_memory()  # as calobench run and calobench time do (calobench/allocator.py)
 
     import calobench
     from calobench.models.cell_transformer import CellTransformer

@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from calobench.allocator import keep_freed_memory
+
 
 def parse_setting(text: str) -> dict:
     out = {}
@@ -88,6 +90,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import calobench
+    keep_freed_memory()  # as calobench run and calobench time do (calobench/allocator.py)
     from calobench.models.registry import get_model
 
     info = json.load(open(f"{args.model_dir}/config.json"))

@@ -1,7 +1,7 @@
 """CPU generation throughput of the GAN family at batch 10000 (showers per second).
 
 Usage: python benchmarks/bench_models_gan.py [--events 10000] [--repeats 3] [--threads N]
-       [--preset quick]
+       [--preset quick] [--default-malloc]
        python benchmarks/bench_models_gan.py --nnls-ablation [--seed 0] [--out runs/nnls-ablation]
          trains nnls-cgan (quick) on darkshine with and without the NNLS term through the
          runner (same split, same compare options, no leaderboard entry) and prints both rows.
@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from calobench.allocator import keep_freed_memory
 from calobench.datasets import PDG, get_dataset
 from calobench.models.bes3_gan import Bes3GAN
 from calobench.models.nnls_cgan import NNLSCGAN
@@ -113,17 +114,21 @@ def main() -> None:
     parser.add_argument("--bes3-batches", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/nnls-ablation")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep glibc's default malloc thresholds (see calobench/allocator.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    malloc = "glibc defaults" if args.default_malloc else f"keep_freed_memory: {keep_freed_memory()}"
     if args.nnls_ablation:
         nnls_ablation(args.seed, args.out)
         return
     if args.bes3_batches:
-        print(f"torch {torch.__version__}, {args.threads} thread(s)")
+        print(f"torch {torch.__version__}, {args.threads} thread(s), malloc {malloc}")
         bes3_batches(args.repeats)
         return
     rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.events} showers per call, batch 10000")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.events} showers per call, batch 10000, "
+          f"malloc {malloc}")
     print(f"{'model':10s} {'dataset':18s} {'params':>9s} {'showers/s':>11s} {'ms/shower':>10s}")
     for cls, name in CASES:
         model = cls(name, args.preset, seed=0)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from calobench.allocator import keep_freed_memory
 from calobench.datasets import PDG, get_dataset
 from calobench.models.flow import CaloFlow
 from calobench.models.vae import ConditionalVAE
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as calobench run and calobench time do (calobench/allocator.py)
     results = []
     for directory in args.model_dir:
         info = json.loads((Path(directory) / "config.json").read_text())

@@ -54,6 +54,9 @@ def timing_table(timing: dict, title: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...allocator import keep_freed_memory
+
+    keep_freed_memory()  # this process generates: no page faults per pass (see calobench/allocator.py)
     from ...runner import RunOptions, run_benchmark
 
     options = RunOptions(model=args.model, dataset=args.dataset, preset=args.preset, device=args.device,
