@@ -270,6 +270,29 @@ def test_bes3_fast_sampling_path_is_the_training_function():
     finally:
         torch.set_num_threads(before)
     np.testing.assert_allclose(pooled.numpy(), slow.numpy(), rtol=1e-5, atol=1e-9)
+    # the shower in MeV (scale = |p|) is the map times the scale on both paths
+    scale = torch.linspace(100.0, 3000.0, 30)
+    with torch.no_grad():
+        fast_scaled = gen(z, c, scale)
+    slow_scaled = gen(z, c, scale).detach()
+    np.testing.assert_allclose(fast_scaled.numpy(), (slow * scale[:, None, None, None]).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(slow_scaled.numpy(), (slow * scale[:, None, None, None]).numpy(), rtol=1e-6)
+
+
+def test_bes3_fast_sampling_follows_weight_changes():
+    """The rearranged sampling weights are cached, and rebuilt after an in-place weight update."""
+    torch.manual_seed(3)
+    gen = Bes3GAN("bes3-11x11", "tiny", seed=2).generator.eval()
+    z, c = torch.randn(12, 16), torch.randn(12, 8)
+    with torch.no_grad():
+        before = gen(z, c)
+        assert gen.sampling_weights() is gen.sampling_weights()  # cached while nothing changes
+        first = [m for m in gen.convs if isinstance(m, torch.nn.Conv2d)][0]
+        first.weight.mul_(1.5)  # what an optimizer step does: an in-place update
+        after = gen(z, c)
+    expected = gen(z, c).detach()  # the autograd path reads the weights directly
+    assert not np.allclose(after.numpy(), before.numpy(), rtol=1e-3)
+    np.testing.assert_allclose(after.numpy(), expected.numpy(), rtol=1e-5, atol=1e-9)
 
 
 def test_bes3_prepare_fit_starts_at_the_data_means():
