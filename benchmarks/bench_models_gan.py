@@ -7,7 +7,7 @@ Usage: python benchmarks/bench_models_gan.py [--events 10000] [--repeats 3] [--t
          runner (same split, same compare options, no leaderboard entry) and prints both rows.
        python benchmarks/bench_models_gan.py --bes3-batches [--threads N]
          bes3-gan showers/s and ms/shower at batch 1, 100 and 10000 (``sample`` calls of one
-         batch each: 200 x 1, 50 x 100, 3 x 10000; best of ``repeats``).
+         batch each: 200 x 1, 50 x 100, 3 x 10000; best of ``repeats``), float32 and bfloat16.
 
 Generation speed does not depend on the trained weights, so the models are timed freshly
 initialised from their preset (same architecture as after training). Each figure is the best
@@ -30,8 +30,10 @@ from calobench.models.bes3_gan import Bes3GAN
 from calobench.models.nnls_cgan import NNLSCGAN
 from calobench.models.wgan_gp import WGANGP
 
-CASES = [(Bes3GAN, "bes3-11x11"), (WGANGP, "bes3-11x11"), (WGANGP, "stcf11x11"),
-         (NNLSCGAN, "darkshine"), (WGANGP, "darkshine"), (WGANGP, "calochallenge-2")]
+#: (model class, dataset, overrides); bes3-gan also with bfloat16 sampling convolutions
+CASES = [(Bes3GAN, "bes3-11x11", {}), (Bes3GAN, "bes3-11x11", {"sampling_precision": "bfloat16"}),
+         (WGANGP, "bes3-11x11", {}), (WGANGP, "stcf11x11", {}),
+         (NNLSCGAN, "darkshine", {}), (WGANGP, "darkshine", {}), (WGANGP, "calochallenge-2", {})]
 
 
 def conditions(name: str, energies: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -86,22 +88,24 @@ def nnls_ablation(seed: int, out: str) -> None:
 
 
 def bes3_batches(repeats: int) -> None:
-    """bes3-gan generation rate at batch 1, 100 and 10000 (whole ``sample`` calls, best of ``repeats``)."""
-    model = Bes3GAN("bes3-11x11", "quick", seed=0)
+    """bes3-gan generation rate at batch 1, 100 and 10000 (whole ``sample`` calls, best of
+    ``repeats``), with float32 and with bfloat16 sampling convolutions."""
     rng = np.random.default_rng(0)
     lo, hi = get_dataset("bes3-11x11").energy_range
-    print(f"{'batch':>6s} {'calls':>6s} {'showers/s':>11s} {'ms/shower':>10s}")
-    for batch, calls in ((1, 200), (100, 50), (10000, 3)):
-        energies = np.exp(rng.uniform(np.log(lo), np.log(hi), batch))
-        cond = conditions("bes3-11x11", energies, rng)
-        model.sample(energies, cond, batch_size=batch)  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                model.sample(energies, cond, batch_size=batch)
-            best = min(best, (time.perf_counter() - t0) / calls)
-        print(f"{batch:6d} {calls:6d} {batch / best:11.0f} {1000.0 * best / batch:10.4f}")
+    print(f"{'precision':>9s} {'batch':>6s} {'calls':>6s} {'showers/s':>11s} {'ms/shower':>10s}")
+    for precision in ("float32", "bfloat16"):
+        model = Bes3GAN("bes3-11x11", "quick", seed=0, sampling_precision=precision)
+        for batch, calls in ((1, 200), (100, 50), (10000, 3)):
+            energies = np.exp(rng.uniform(np.log(lo), np.log(hi), batch))
+            cond = conditions("bes3-11x11", energies, rng)
+            model.sample(energies, cond, batch_size=batch)  # warm-up
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    model.sample(energies, cond, batch_size=batch)
+                best = min(best, (time.perf_counter() - t0) / calls)
+            print(f"{precision:>9s} {batch:6d} {calls:6d} {batch / best:11.0f} {1000.0 * best / batch:10.4f}")
 
 
 def main() -> None:
@@ -129,9 +133,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.events} showers per call, batch 10000, "
           f"malloc {malloc}")
-    print(f"{'model':10s} {'dataset':18s} {'params':>9s} {'showers/s':>11s} {'ms/shower':>10s}")
-    for cls, name in CASES:
-        model = cls(name, args.preset, seed=0)
+    print(f"{'model':16s} {'dataset':18s} {'params':>9s} {'showers/s':>11s} {'ms/shower':>10s}")
+    for cls, name, overrides in CASES:
+        model = cls(name, args.preset, seed=0, **overrides)
+        label = cls.name + (" (bf16)" if overrides.get("sampling_precision") == "bfloat16" else "")
         lo, hi = get_dataset(name).energy_range
         energies = np.exp(rng.uniform(np.log(lo), np.log(hi), args.events))
         cond = conditions(name, energies, rng)
@@ -142,7 +147,7 @@ def main() -> None:
             model.sample(energies, cond, batch_size=10000)
             best = min(best, time.perf_counter() - t0)
         rate = args.events / best
-        print(f"{cls.name:10s} {name:18s} {model.parameter_count():9d} {rate:11.0f} {1000.0 / rate:10.4f}")
+        print(f"{label:16s} {name:18s} {model.parameter_count():9d} {rate:11.0f} {1000.0 / rate:10.4f}")
 
 
 if __name__ == "__main__":

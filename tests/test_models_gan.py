@@ -279,6 +279,25 @@ def test_bes3_fast_sampling_path_is_the_training_function():
     np.testing.assert_allclose(slow_scaled.numpy(), (slow * scale[:, None, None, None]).numpy(), rtol=1e-6)
 
 
+def test_bes3_bfloat16_sampling_is_close_to_float32():
+    """bfloat16 convolutions move cells by about a percent and keep E_tot (the ratio unit is float32)."""
+    torch.manual_seed(4)
+    model = Bes3GAN("bes3-11x11", "tiny", seed=2)
+    gen = model.generator.eval()
+    z, c, p = torch.randn(300, 16), torch.randn(300, 8), torch.full((300,), 1000.0)
+    with torch.no_grad():
+        gen.cell_bias.normal_()
+        full = gen(z, c, p)
+        model.set_sampling_precision("bfloat16")
+        low = gen(z, c, p)
+    assert low.dtype == torch.float32 and low.shape == full.shape
+    rel = ((low - full).abs() / full).flatten()
+    assert 1e-5 < float(rel.median()) < 0.03  # really bfloat16, and close
+    np.testing.assert_allclose(low.sum((1, 2, 3)).numpy(), full.sum((1, 2, 3)).numpy(), rtol=1e-4)
+    with pytest.raises(CalobenchError, match="sampling_precision 'float16'"):
+        model.set_sampling_precision("float16")
+
+
 def test_bes3_fast_sampling_follows_weight_changes():
     """The rearranged sampling weights are cached, and rebuilt after an in-place weight update."""
     torch.manual_seed(3)

@@ -21,7 +21,9 @@ Following the seed (an LHCb-style GAN):
 Loss: the original (non-saturating) GAN loss with one-sided label smoothing (real label
 1 - ``label_smoothing``) plus ``reg_weight`` x regressor MSE (optional R1 penalty ``r1_gamma``).
 Conditions: particle (PDG 22, 11, -11, one-hot), px, py, pz, E (MeV) and log E_inc.
-See docs/models-gan.md for what each deviation changed.
+Sampling runs a rewritten, faster form of the same generator (``Bes3Generator.fast_forward``),
+in float32 or, with ``sampling_precision='bfloat16'``, with bfloat16 convolutions.
+See docs/models-gan.md for what each deviation changed and for the sampling speed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import CalobenchError
 from .gan_layers import ConditionalGAN, MinibatchDiscrimination, soft_sparsity
 
 
@@ -50,6 +53,10 @@ class Bes3Generator(nn.Module):
 
     eps = 1e-4
     u_max = 1.5
+    #: dtype of the sampling convolutions (``fast_forward``; set from the model's
+    #: ``sampling_precision``): float32, or bfloat16 on CPUs with native bfloat16 dot products
+    #: (avx512_bf16, AMX), where it is 1.4x faster
+    sampling_dtype = torch.float32
 
     def __init__(self, latent: int, cond_dim: int, width: int = 16) -> None:
         super().__init__()
@@ -136,7 +143,7 @@ class Bes3Generator(nn.Module):
     def sampling_weights(self) -> "SamplingWeights":
         """The rearranged weights of ``_pass``, rebuilt when a parameter changed (training steps
         and ``load_state_dict`` bump the tensors' version counters) or moved."""
-        key = tuple((id(p), p._version, p.device) for p in self.parameters())
+        key = (self.sampling_dtype,) + tuple((id(p), p._version, p.device) for p in self.parameters())
         cached = self.__dict__.get("_sampling")
         if cached is None or cached[0] != key:
             cached = (key, SamplingWeights(self))
@@ -151,15 +158,16 @@ class Bes3Generator(nn.Module):
         h = F.leaky_relu_(d[:, 1:], 0.2).view(n, 16, 1, c)
         # upsampling + the 4x4 convolution: 9 phase copies of the input, one grouped 2x2 conv,
         # then each output cell picks the c values of its phase and block
-        x = h.expand(n, 16, 9, c).contiguous().view(n, 4, 4, 9 * c).permute(0, 3, 1, 2)  # NHWC memory
+        x = torch.empty((n, 16, 9, c), dtype=self.sampling_dtype, device=z.device)
+        x = x.copy_(h).view(n, 4, 4, 9 * c).permute(0, 3, 1, 2)                # NHWC memory
         y = F.conv2d(x, w.phase_weight, w.phase_bias, padding=1, groups=9)       # (n, 9c, 5, 5)
         h = y.permute(0, 2, 3, 1).reshape(n, 25 * 9, c).index_select(1, w.phase_index)
         h = F.leaky_relu_(h, 0.2).view(n, 11, 11, c).permute(0, 3, 1, 2)         # (n, c, 11, 11) NHWC memory
-        for conv in w.middle:
-            h = F.leaky_relu_(conv(h), 0.2)
+        for weight, bias in w.middle:
+            h = F.leaky_relu_(F.conv2d(h, weight, bias, padding=1), 0.2)
         # the last (1-channel) convolution: a 1x1 convolution to its 9 taps, a one-hot depthwise
         # convolution that shifts each tap into place, and the sum over taps
-        taps = F.conv2d(F.conv2d(h, w.tap_weight), w.tap_shift, padding=1, groups=9)
+        taps = F.conv2d(F.conv2d(h, w.tap_weight).float(), w.tap_shift, padding=1, groups=9)
         o = taps.sum(1).add_(w.out_bias)                                         # (n, 11, 11)
         shape = torch.expm1_(F.softplus(o).clamp_max_(self.u_max).mul_(self.scale))
         ratio = torch.sigmoid(d[:, :1]) / shape.sum((1, 2)).clamp_min(1e-30)[:, None]
@@ -211,12 +219,14 @@ class SamplingWeights:
             for d in range(4):
                 taps[j, UPSAMPLE_TAPS[j][d], d] = 1.0
         w = torch.einsum("ytd,xse,oide->yxoits", taps, taps, first.weight.detach())  # (3, 3, c, c, 2, 2)
-        self.phase_weight = w.reshape(9 * c, c, 2, 2).contiguous(memory_format=torch.channels_last)
-        self.phase_bias = first.bias.detach().repeat(9)
+        low = g.sampling_dtype  # the convolutions' dtype
+        self.phase_weight = w.reshape(9 * c, c, 2, 2).to(low).contiguous(memory_format=torch.channels_last)
+        self.phase_bias = first.bias.detach().repeat(9).to(low)
         self.phase_index = phase_index().to(dev)
-        self.middle = convs[1:-1]
+        self.middle = [(m.weight.detach().to(low).contiguous(memory_format=torch.channels_last),
+                        m.bias.detach().to(low)) for m in convs[1:-1]]
         self.tap_weight = (last.weight.detach()[0].flatten(1).t()[:, :, None, None]   # (9 taps, c8, 1, 1)
-                           .contiguous(memory_format=torch.channels_last))
+                           .to(low).contiguous(memory_format=torch.channels_last))
         self.tap_shift = torch.eye(9, dtype=dtype, device=dev).view(9, 1, 3, 3).contiguous(
             memory_format=torch.channels_last)
         self.out_bias = last.bias.detach() + g.cell_bias.detach()[0, 0]        # (11, 11)
@@ -268,6 +278,13 @@ class Bes3Regressor(nn.Module):
         return self.net(torch.log1p(showers / 10.0))
 
 
+#: ``sampling_precision`` option -> dtype of the sampling convolutions. bfloat16 (the CPU's native
+#: bfloat16 dot products, float32 sums) is 1.4x faster on this project's CPU; on the quick model
+#: its showers differ from float32 ones by 0.7 % per cell (median) and a classifier cannot tell
+#: them apart (docs/models-gan.md). Training is always float32.
+SAMPLING_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 class Bes3GAN(ConditionalGAN):
     """The BESIII EMC GAN with minibatch discrimination and a regressor constraint."""
 
@@ -278,17 +295,27 @@ class Bes3GAN(ConditionalGAN):
     presets = {
         "tiny": {"latent_dim": 16, "width": 8, "epochs": 2, "batch_size": 64, "lr": 1e-3,
                  "regressor_epochs": 1, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True,
-                 "max_train_events": 600},
+                 "max_train_events": 600, "sampling_precision": "float32"},
         "quick": {"latent_dim": 128, "width": 16, "epochs": 40, "min_steps": 25, "batch_size": 64, "lr": 2e-4,
                   "regressor_epochs": 10, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True,
-                  "max_train_events": 20000},
+                  "max_train_events": 20000, "sampling_precision": "float32"},
         "full": {"latent_dim": 128, "width": 16, "epochs": 300, "min_steps": 50, "batch_size": 256, "lr": 1e-4,
                  "regressor_epochs": 30, "reg_weight": 1.0, "label_smoothing": 0.1, "threshold_fakes": True,
-                 "max_train_events": None},
+                 "max_train_events": None, "sampling_precision": "float32"},
     }
 
     def build(self) -> None:
         self.generator = Bes3Generator(self.latent_dim, self.cond_dim, int(self.config["width"]))
+        self.set_sampling_precision(self.config.get("sampling_precision", "float32"))
+
+    def set_sampling_precision(self, precision: str) -> None:
+        """'float32' or 'bfloat16': the dtype of the generator's convolutions when sampling
+        (also for a loaded model: ``Bes3GAN.load(folder).set_sampling_precision('bfloat16')``)."""
+        if precision not in SAMPLING_PRECISIONS:
+            raise CalobenchError(f"model {self.name}: sampling_precision {precision!r} is not one of "
+                                 f"{', '.join(SAMPLING_PRECISIONS)}")
+        self.config["sampling_precision"] = precision
+        self.generator.sampling_dtype = SAMPLING_PRECISIONS[precision]
         self.discriminator = Bes3Discriminator(self.cond_dim, float(self.dataset.geometry.threshold),
                                                float(self.dataset.energy_range[1]))
         self.n_obs = 1 + len(self.continuous)  # log E_inc and the continuous conditions
