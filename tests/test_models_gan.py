@@ -3,6 +3,8 @@ energies are non-negative; conditions are honoured; seeds reproduce; resume is e
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -296,6 +298,18 @@ def test_bes3_bfloat16_sampling_is_close_to_float32():
     np.testing.assert_allclose(low.sum((1, 2, 3)).numpy(), full.sum((1, 2, 3)).numpy(), rtol=1e-4)
     with pytest.raises(CalobenchError, match="sampling_precision 'float16'"):
         model.set_sampling_precision("float16")
+
+
+def test_bes3_saved_model_with_a_bad_sampling_precision_is_refused(tmp_path):
+    model = Bes3GAN("bes3-11x11", "tiny", seed=1, sampling_precision="bfloat16")
+    folder = model.save(tmp_path / "m")
+    assert Bes3GAN.load(folder).generator.sampling_dtype == torch.bfloat16  # the saved choice is kept
+    config = folder / "config.json"
+    info = json.loads(config.read_text())
+    info["config"]["sampling_precision"] = "float16"
+    config.write_text(json.dumps(info))
+    with pytest.raises(CalobenchError, match=r"config\.json: model bes3-gan: sampling_precision 'float16'"):
+        Bes3GAN.load(folder)
 
 
 def test_bes3_fast_sampling_follows_weight_changes():

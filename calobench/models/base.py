@@ -145,7 +145,10 @@ class Generator(ABC):
             raise CalobenchError(f"{config_path}: not valid JSON ({exc})") from None
         if info.get("model") != cls.name:
             raise CalobenchError(f"{config_path}: key 'model': expected {cls.name}, found {info.get('model')}")
-        model = cls(info["dataset"], info["preset"], info.get("seed", 0), device, **info.get("config", {}))
+        try:
+            model = cls(info["dataset"], info["preset"], info.get("seed", 0), device, **info.get("config", {}))
+        except CalobenchError as exc:  # a dataset, preset or config value the model refuses
+            raise CalobenchError(f"{config_path}: {exc}") from None
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise CalobenchError(f"{weights}: no such file")
