@@ -141,6 +141,19 @@ def test_run_resume_reuses_finished_training(small_refs, tmp_path, capsys):
     assert "--resume needs the same settings" in capsys.readouterr().err
 
 
+def test_run_model_settings(small_refs, tmp_path, capsys):
+    """--set KEY=VALUE changes the model's config (recorded in the entry); unknown keys are refused."""
+    common = ["--model", "mean-shower", "--dataset", "stcf11x11", "--preset", "tiny", "--out", str(tmp_path / "r"),
+              "--reference", small_refs("stcf11x11"), "--leaderboard-dir", str(tmp_path / "lb"), "--quiet",
+              "--no-timing"]
+    assert main(["run", *common, "--set", "n_bins=3"]) == 0
+    entry = json.loads((tmp_path / "r" / "entry.json").read_text())
+    assert entry["provenance"]["config"]["n_bins"] == 3
+    assert main(["run", *common, "--set", "bins=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "calobench: error: --set bins: not a setting of mean-shower's tiny preset; its settings: n_bins"
+
+
 class _Exploit:
     def __reduce__(self):
         return (os.system, ("touch " + str(_Exploit.marker),))

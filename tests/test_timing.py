@@ -105,3 +105,41 @@ def test_batch_sizes_too_slow_for_the_call_limit_are_skipped_and_valid(fitted):
     jsonschema.validate(batches["100"], timing_schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"skipped": "too slow"}, timing_schema)  # the estimate is required
+
+
+def test_time_cli_model_settings(capsys):
+    """--set KEY=VALUE reaches the model; a key the preset does not have is a one-line error."""
+    base = ["time", "--model", "bes3-gan", "--dataset", "bes3-11x11", "--preset", "tiny", "--batch-sizes", "20",
+            "--repeats", "1", "--devices", "cpu", "--json"]
+    assert main(base + ["--set", "sampling_precision=bfloat16"]) == 0
+    assert json.loads(capsys.readouterr().out)["timing"]["devices"]["cpu"]["batches"]["20"]["ms_per_shower"] > 0
+    assert main(base + ["--set", "sampling_precision=float16"]) == 2
+    assert capsys.readouterr().err.strip() == ("calobench: error: model bes3-gan: sampling_precision 'float16' "
+                                               "is not one of float32, bfloat16")
+    assert main(base + ["--set", "sampling_precison=bfloat16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("calobench: error: --set sampling_precison: not a setting of bes3-gan's tiny preset")
+    assert len(err.splitlines()) == 1
+
+
+def test_parse_settings_reads_json_values_and_refuses_bad_items():
+    from calobench.cli.settings import parse_settings
+    from calobench.errors import CalobenchError
+
+    got = parse_settings(["lr=1e-3", "epochs=4", "threshold_fakes=false", "name=bfloat16", 'quoted="x=y"'])
+    assert got == {"lr": 1e-3, "epochs": 4, "threshold_fakes": False, "name": "bfloat16", "quoted": "x=y"}
+    with pytest.raises(CalobenchError, match="expected KEY=VALUE"):
+        parse_settings(["epochs"])
+    with pytest.raises(CalobenchError, match="not a setting of m; its settings: a, b"):
+        parse_settings(["c=1"], ["b", "a"], "m")
+
+
+def test_load_with_overrides(tmp_path):
+    from calobench.errors import CalobenchError
+    from calobench.models.bes3_gan import Bes3GAN
+
+    folder = Bes3GAN("bes3-11x11", "tiny", seed=1).save(tmp_path / "m")
+    loaded = Bes3GAN.load(folder, overrides={"sampling_precision": "bfloat16"})
+    assert loaded.config["sampling_precision"] == "bfloat16"
+    with pytest.raises(CalobenchError, match=r"config\.json: cannot set colour: not a setting of the saved model"):
+        Bes3GAN.load(folder, overrides={"colour": 1})

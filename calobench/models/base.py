@@ -131,8 +131,10 @@ class Generator(ABC):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu") -> "Generator":
-        """Rebuild a saved model. Reads only JSON and safetensors: no code is executed."""
+    def load(cls, directory: str | Path, device: str = "cpu", overrides: dict[str, Any] | None = None) -> "Generator":
+        """Rebuild a saved model. Reads only JSON and safetensors: no code is executed.
+        ``overrides`` replace saved settings (e.g. {"sampling_precision": "bfloat16"}); a key that
+        is neither in the saved config nor in the model's preset is refused."""
         from safetensors.numpy import load_file
 
         directory = Path(directory)
@@ -145,8 +147,15 @@ class Generator(ABC):
             raise CalobenchError(f"{config_path}: not valid JSON ({exc})") from None
         if info.get("model") != cls.name:
             raise CalobenchError(f"{config_path}: key 'model': expected {cls.name}, found {info.get('model')}")
+        config = dict(info.get("config", {}))
+        known = set(config) | set(cls.presets.get(info.get("preset"), {}))  # older saves lack newer settings
+        unknown = sorted(set(overrides or {}) - known)
+        if unknown:
+            raise CalobenchError(f"{config_path}: cannot set {', '.join(unknown)}: not a setting of the saved "
+                                 f"model (its settings: {', '.join(sorted(known))})")
+        config.update(overrides or {})
         try:
-            model = cls(info["dataset"], info["preset"], info.get("seed", 0), device, **info.get("config", {}))
+            model = cls(info["dataset"], info["preset"], info.get("seed", 0), device, **config)
         except CalobenchError as exc:  # a dataset, preset or config value the model refuses
             raise CalobenchError(f"{config_path}: {exc}") from None
         weights = directory / WEIGHTS_FILE

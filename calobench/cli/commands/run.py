@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training device (auto: cuda, then mps, then cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice of the model")
     parser.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
+                        help="a model setting on top of the preset (repeatable), e.g. "
+                             "--set sampling_precision=bfloat16 (see `calobench models`)")
     parser.add_argument("--out", help="run folder (default runs/<dataset>/<model>-<preset>-seed<seed>)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--reference", help="reference shower file instead of the dataset's embedded sample")
@@ -58,13 +61,17 @@ def run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()  # this process generates: no page faults per pass (see calobench/allocator.py)
     from ...runner import RunOptions, run_benchmark
+    from ..settings import preset_settings
+
+    overrides = preset_settings(args.settings, args.model, args.dataset, args.preset)
 
     options = RunOptions(model=args.model, dataset=args.dataset, preset=args.preset, device=args.device,
                          seed=args.seed, epochs=args.epochs, out=args.out, resume=args.resume,
                          reference=args.reference,
                          leaderboard_dir=None if args.no_leaderboard else args.leaderboard_dir,
                          progress=not args.quiet, timing=not args.no_timing,
-                         command="calobench " + " ".join(sys.argv[1:]), threads=args.threads)
+                         command="calobench " + " ".join(sys.argv[1:]), threads=args.threads,
+                         overrides=overrides)
     outcome = run_benchmark(options)
     console.print(outcome.result.table(title=f"{args.model} on {args.dataset} ({args.preset}): test split"))
     if outcome.timing["devices"]:

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, default=15.0, help="seconds per batch size at most")
     parser.add_argument("--devices", help="comma-separated devices (default: every available one)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
+                        help="a model setting (repeatable), e.g. --set sampling_precision=bfloat16")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -33,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ...models.registry import check_supported
     from ...runner import load_reference, split_reference
     from ...timing import TimingOptions, time_model
+    from ..settings import parse_settings, preset_settings
     from .run import timing_table
 
     cls = check_supported(args.model, args.dataset)
@@ -45,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
     ref = load_reference(args.dataset)
     train, _, test = split_reference(ref)
     if args.load:
-        model = cls.load(args.load)
+        model = cls.load(args.load, overrides=parse_settings(args.settings))
         state = "saved"
         what = f"saved model {args.load}"
     else:
-        model = cls(args.dataset, args.preset, args.seed, "cpu")
+        model = cls(args.dataset, args.preset, args.seed, "cpu",
+                    **preset_settings(args.settings, args.model, args.dataset, args.preset))
         # a fresh model still needs its normalisation constants: fit them without training
         state = "fresh"
         what = f"freshly initialised {args.preset} model (untrained weights; timing only)"
