@@ -287,11 +287,15 @@ def test_bes3_bfloat16_sampling_is_close_to_float32():
     model = Bes3GAN("bes3-11x11", "tiny", seed=2)
     gen = model.generator.eval()
     z, c, p = torch.randn(300, 16), torch.randn(300, 8), torch.full((300,), 1000.0)
+    others = {k: v.clone() for k, v in {**model.discriminator.state_dict(), **model.regressor.state_dict()}.items()}
     with torch.no_grad():
         gen.cell_bias.normal_()
         full = gen(z, c, p)
         model.set_sampling_precision("bfloat16")
         low = gen(z, c, p)
+    # only the sampling changes: the other networks keep their weights
+    after = {**model.discriminator.state_dict(), **model.regressor.state_dict()}
+    assert all(torch.equal(after[k], v) for k, v in others.items())
     assert low.dtype == torch.float32 and low.shape == full.shape
     rel = ((low - full).abs() / full).flatten()
     assert 1e-5 < float(rel.median()) < 0.03  # really bfloat16, and close

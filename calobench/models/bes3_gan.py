@@ -307,6 +307,10 @@ class Bes3GAN(ConditionalGAN):
     def build(self) -> None:
         self.generator = Bes3Generator(self.latent_dim, self.cond_dim, int(self.config["width"]))
         self.set_sampling_precision(self.config.get("sampling_precision", "float32"))
+        self.discriminator = Bes3Discriminator(self.cond_dim, float(self.dataset.geometry.threshold),
+                                               float(self.dataset.energy_range[1]))
+        self.n_obs = 1 + len(self.continuous)  # log E_inc and the continuous conditions
+        self.regressor = Bes3Regressor(self.n_obs)
 
     def set_sampling_precision(self, precision: str) -> None:
         """'float32' or 'bfloat16': the dtype of the generator's convolutions when sampling
@@ -316,10 +320,6 @@ class Bes3GAN(ConditionalGAN):
                                  f"{', '.join(SAMPLING_PRECISIONS)}")
         self.config["sampling_precision"] = precision
         self.generator.sampling_dtype = SAMPLING_PRECISIONS[precision]
-        self.discriminator = Bes3Discriminator(self.cond_dim, float(self.dataset.geometry.threshold),
-                                               float(self.dataset.energy_range[1]))
-        self.n_obs = 1 + len(self.continuous)  # log E_inc and the continuous conditions
-        self.regressor = Bes3Regressor(self.n_obs)
 
     def prepare_fit(self, train, epoch_start: int) -> None:
         """Start the E_tot / |p| unit at the training set's mean ratio (its bias is the logit) and
@@ -350,7 +350,6 @@ class Bes3GAN(ConditionalGAN):
 
     def generate(self, z, cond, energies, raw):
         return self.generator(z, cond, self.momentum(raw)).flatten(1)
-
 
     def make_optimizers(self):
         lr = float(self.config["lr"])
