@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    import torch
     keep_freed_memory()  # as calobench run and calobench time do (calobench/allocator.py)
+    import torch
 
     import calobench
     from calobench.models.cell_transformer import CellTransformer

@@ -89,8 +89,8 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    import calobench
     keep_freed_memory()  # as calobench run and calobench time do (calobench/allocator.py)
+    import calobench
     from calobench.models.registry import get_model
 
     info = json.load(open(f"{args.model_dir}/config.json"))
