@@ -11,8 +11,8 @@ benchmark's extra_info (see --benchmark-json).
 
 from __future__ import annotations
 
-from calobench.models.dcgan import DCGAN
-from calobench.models.mean_shower import MeanShower
+from calobench.baselines.gan.dcgan import DCGAN
+from calobench.baselines.parametric.mean_shower import MeanShower
 
 BATCH = 10000
 

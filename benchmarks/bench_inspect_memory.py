@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from calobench import ShowerSet, get_geometry
-from calobench.showerfile import ShowerFileWriter
+from calobench.data.showerfile import ShowerFileWriter
 
 
 def shower_pool(size: int, seed: int = 0) -> np.ndarray:

@@ -48,7 +48,7 @@ def main() -> None:
     import torch
 
     import calobench
-    from calobench.models.cell_transformer import CellTransformer
+    from calobench.baselines.autoregressive.cell_transformer import CellTransformer
 
     model = CellTransformer.load(args.model_dir)
     ref = calobench.load(args.reference or "cepc", "cepc")

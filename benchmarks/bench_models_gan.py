@@ -26,9 +26,9 @@ import torch
 
 from calobench.allocator import keep_freed_memory
 from calobench.datasets import PDG, get_dataset
-from calobench.models.bes3_gan import Bes3GAN
-from calobench.models.nnls_cgan import NNLSCGAN
-from calobench.models.wgan_gp import WGANGP
+from calobench.baselines.gan.bes3_gan import Bes3GAN
+from calobench.baselines.gan.nnls_cgan import NNLSCGAN
+from calobench.baselines.gan.wgan_gp import WGANGP
 
 #: (model class, dataset, overrides); bes3-gan also with bfloat16 sampling convolutions
 CASES = [(Bes3GAN, "bes3-11x11", {}), (Bes3GAN, "bes3-11x11", {"sampling_precision": "bfloat16"}),

@@ -23,9 +23,9 @@ import torch
 
 from calobench.allocator import keep_freed_memory
 from calobench.datasets import PDG, get_dataset
-from calobench.models.flow import CaloFlow
-from calobench.models.vae import ConditionalVAE
-from calobench.showerset import ShowerSet
+from calobench.baselines.vae_flow.flow import CaloFlow
+from calobench.baselines.vae_flow.vae import ConditionalVAE
+from calobench.data.showerset import ShowerSet
 
 MODELS = {"vae": ConditionalVAE, "flow": CaloFlow}
 DEFAULT_CASES = ["vae:stcf11x11", "vae:calochallenge-2", "flow:stcf11x11", "flow:bes3-11x11",

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import calobench
-from calobench.models.gflash import GFlash
+from calobench.baselines.parametric.gflash import GFlash
 from calobench.simulation import runner
 from calobench.simulation.reference_timing import geant4_ms_per_event
 from calobench.simulation.setups import SETUPS

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .datasets import Dataset, dataset_names, get_dataset, load_reference
-from .errors import CalobenchError
-from .geometry import Geometry, get_geometry, geometry_names
-from .showerfile import ShowerFileWriter, open_showers, save
-from .showerset import CellList, ShowerSet
+from calobench.datasets import Dataset, dataset_names, get_dataset, load_reference
+from calobench.errors import CalobenchError
+from calobench.data.geometry import Geometry, get_geometry, geometry_names
+from calobench.data.showerfile import ShowerFileWriter, open_showers, save
+from calobench.data.showerset import CellList, ShowerSet
 
 __version__ = "0.1.0"
 
@@ -38,7 +38,7 @@ def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
 
 def compare(generated, reference, **options):
     """Evaluate generated showers against a reference; see calobench.metrics.compare."""
-    from .metrics.compare import compare as _compare
+    from calobench.metrics.compare import compare as _compare
 
     return _compare(generated, reference, **options)
 

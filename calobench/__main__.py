@@ -1,5 +1,5 @@
 """`python -m calobench` runs the command line."""
 
-from .cli import entry
+from calobench.cli import entry
 
 entry()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .showerset import ShowerSet
+from calobench.data.showerset import ShowerSet
 
 
 CHUNK_BYTES = 64 * 2**20

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CalobenchError
-from .models.base import CONFIG_FILE, Generator, write_json_atomic
-from .models.registry import check_supported
-from .showerset import ShowerSet
-from .timing import TimingOptions, time_model
+from calobench.errors import CalobenchError
+from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
+from calobench.models.registry import check_supported
+from calobench.data.showerset import ShowerSet
+from calobench.timing import TimingOptions, time_model
 
 SPLIT_SEED = 20241121
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, validation, test
@@ -110,7 +110,7 @@ def split_indices(n: int, seed: int = SPLIT_SEED,
 
 def load_reference(dataset: str, reference: str | Path | None = None) -> ShowerSet:
     """The dataset's embedded sample, or ``reference`` read as a file of that dataset."""
-    from . import load
+    from calobench import load
 
     return load(reference if reference is not None else dataset, dataset)
 
@@ -153,8 +153,8 @@ def run_benchmark(options: RunOptions) -> RunOutcome:
 
 def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     import torch
-    from . import compare, save
-    from .leaderboard import add_entry, make_entry
+    from calobench import compare, save
+    from calobench.leaderboard import add_entry, make_entry
 
     cls = check_supported(options.model, options.dataset)
     if options.preset not in cls.presets:
@@ -169,7 +169,7 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    from .datasets import get_dataset
+    from calobench.datasets import get_dataset
 
     reference_path = Path(options.reference) if options.reference is not None else get_dataset(options.dataset).embedded_path
     ref = load_reference(options.dataset, options.reference)

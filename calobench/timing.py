@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .models.base import Generator
+from calobench.models.base import Generator
 
 BATCH_SIZES = (1, 100, 10000)
 
@@ -61,7 +61,7 @@ def device_name(device: str) -> str:
         return torch.cuda.get_device_name(0)
     if device == "mps":
         return "Apple MPS"
-    from .hardware import cpu_name
+    from calobench.hardware import cpu_name
 
     return cpu_name()
 
@@ -69,7 +69,7 @@ def device_name(device: str) -> str:
 def geant4_ms(dataset: str) -> float | None:
     """The dataset's Geant4 ms per event (mean over its reference), or None when unknown."""
     try:
-        from .simulation import reference_timing
+        from calobench.simulation import reference_timing
     except ImportError:
         return None
     try:

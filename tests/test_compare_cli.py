@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from calobench.cli import main
-from calobench.geometry import get_geometry, geometry_names
-from calobench.showerfile import save
-from calobench.showerset import CellList, ShowerSet
+from calobench.data.geometry import get_geometry, geometry_names
+from calobench.data.showerfile import save
+from calobench.data.showerset import CellList, ShowerSet
 
 QUICK = ["--metrics", "hist,resolution,fpd,prdc,cls-high,cls-xgb", "--repeats", "1", "--cls-epochs", "2",
          "--cls-hidden", "32", "--quiet"]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from calobench import CalobenchError, get_geometry, geometry_names
-from calobench.geometry import read_binning
-from calobench.geometry.calochallenge import binning_file
+from calobench.data.geometry import read_binning
+from calobench.data.geometry.cylindrical import binning_file
 
 
 @pytest.mark.parametrize("name, cells, layers", [

@@ -7,7 +7,7 @@ import pytest
 
 import calobench
 from calobench.errors import CalobenchError
-from calobench.models.gflash import GFlash
+from calobench.baselines.parametric.gflash import GFlash
 
 
 def _reference(name: str, n: int):
@@ -110,7 +110,7 @@ def test_cepc_point_clouds():
 def test_cell_integral_matches_quadrature():
     from scipy import integrate
 
-    from calobench.simulation.radial_profile import rectangle_fraction, ring_fraction
+    from calobench.baselines.parametric.radial_profile import rectangle_fraction, ring_fraction
     R = 7.0
 
     def density(y, x):
@@ -129,7 +129,7 @@ def test_cell_integral_matches_quadrature():
 def test_cell_fluctuation_is_gamma(shape):
     from scipy import stats
 
-    from calobench.simulation.gflash import fluctuate
+    from calobench.baselines.parametric.gflash_shower import fluctuate
     eps = 0.5
     mean = np.full(400_000, shape * eps, dtype=np.float32)
     x = fluctuate(mean, np.float32(eps), np.random.default_rng(1))
@@ -144,7 +144,7 @@ def test_cell_fluctuation_is_gamma(shape):
 def test_sparse_hit_rate_and_energies_follow_the_small_shape_limit():
     from scipy.special import gammaincc
 
-    from calobench.simulation.gflash import fluctuate, sparse_tail_quantiles
+    from calobench.baselines.parametric.gflash_shower import fluctuate, sparse_tail_quantiles
     eps, threshold, k = 2.0, 0.5, 0.01
     # exact small-shape Gamma draws: fraction above threshold vs k E1(t/eps)
     x = fluctuate(np.full(2_000_000, k * eps, dtype=np.float32), np.float32(eps), np.random.default_rng(2))

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from calobench.geometry import get_geometry
+from calobench.data.geometry import get_geometry
 from calobench.metrics import FeatureExtractor, compare
 from calobench.metrics.classifier import ClassifierOptions, Source, dnn_test
-from calobench.showerfile import save
-from calobench.showerset import ShowerSet
+from calobench.data.showerfile import save
+from calobench.data.showerset import ShowerSet
 
 
 def gaussian_showers(name: str, n: int, seed: int, scale: float = 1.0) -> ShowerSet:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calobench.geometry import get_geometry, read_binning
-from calobench.geometry.calochallenge import binning_file
+from calobench.data.geometry import get_geometry, read_binning
+from calobench.data.geometry.cylindrical import binning_file
 from calobench.metrics.distances import chi2_ndf, jensen_shannon, separation_power, wasserstein1
 from calobench.metrics.features import FeatureExtractor
 from calobench.metrics.histogram import HistogramState, poisson_weights
 from calobench.metrics.multivariate import fpd, frechet_distance, kpd, prdc
 from calobench.metrics.resolution import ResponseState, fit_resolution
-from calobench.showerset import CellList, ShowerSet
+from calobench.data.showerset import CellList, ShowerSet
 
 
 def test_separation_power_identical_and_disjoint():
@@ -234,7 +234,7 @@ def test_point_cloud_low_level_classifier_sees_the_cells():
     """cepc cells carry ~1e-5 of E_inc per pad: the low-level inputs are standardised, so a
     clearly different cloud (cell energies x 3) is separated, and the same cloud is not."""
     import calobench
-    from calobench.showerset import CellList, ShowerSet
+    from calobench.data.showerset import CellList, ShowerSet
 
     ref = calobench.load("cepc").slice(0, 200)
     cells = ref.showers.cells.copy()

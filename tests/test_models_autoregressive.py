@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from calobench.errors import CalobenchError
-from calobench.geometry import get_geometry
-from calobench.models.cell_tokens import decode, encode, fit_frame, nominal_frame
-from calobench.models.cell_transformer import CellTransformer
-from calobench.showerset import CellList, ShowerSet
+from calobench.data.geometry import get_geometry
+from calobench.baselines.autoregressive.cell_tokens import decode, encode, fit_frame, nominal_frame
+from calobench.baselines.autoregressive.cell_transformer import CellTransformer
+from calobench.data.showerset import CellList, ShowerSet
 
 GEOMETRY = get_geometry("cepc")
 HALF = 32

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from calobench.errors import CalobenchError
-from calobench.geometry import get_geometry
+from calobench.data.geometry import get_geometry
 from calobench.models.base import load_checkpoint
-from calobench.models.ddpm_unet import DDPMUNet, decode_maps, encode_maps
-from calobench.models.score_sde import ScoreSDE
-from calobench.showerset import CellList, ShowerSet
+from calobench.baselines.diffusion.ddpm_unet import DDPMUNet, decode_maps, encode_maps
+from calobench.baselines.diffusion.score_sde import ScoreSDE
+from calobench.data.showerset import CellList, ShowerSet
 
 
 @pytest.fixture(autouse=True)

@@ -11,11 +11,11 @@ import torch
 
 from calobench.datasets import PDG, get_dataset
 from calobench.errors import CalobenchError
-from calobench.models.bes3_gan import Bes3GAN
-from calobench.models.gan_layers import MinibatchDiscrimination
-from calobench.models.nnls_cgan import NNLSCGAN, fit_nnls_template, hat_basis
-from calobench.models.wgan_gp import WGANGP
-from calobench.showerset import ShowerSet
+from calobench.baselines.gan.bes3_gan import Bes3GAN
+from calobench.baselines.gan.conditional_gan import MinibatchDiscrimination
+from calobench.baselines.gan.nnls_cgan import NNLSCGAN, fit_nnls_template, hat_basis
+from calobench.baselines.gan.wgan_gp import WGANGP
+from calobench.data.showerset import ShowerSet
 
 CASES = [(Bes3GAN, "bes3-11x11"), (NNLSCGAN, "darkshine"), (WGANGP, "stcf11x11")]
 FAST = {"max_train_events": 192}

@@ -12,10 +12,10 @@ import torch
 
 from calobench.datasets import PDG, get_dataset
 from calobench.errors import CalobenchError
-from calobench.models.flow import CaloFlow
-from calobench.models.preprocessing import apply_threshold, layer_sums
-from calobench.models.vae import ConditionalVAE
-from calobench.showerset import ShowerSet
+from calobench.baselines.vae_flow.flow import CaloFlow
+from calobench.baselines.vae_flow.voxel_generator import apply_threshold, layer_sums
+from calobench.baselines.vae_flow.vae import ConditionalVAE
+from calobench.data.showerset import ShowerSet
 
 
 def synthetic(name: str, n: int, seed: int) -> ShowerSet:

@@ -15,7 +15,7 @@ from calobench.models.base import Generator
 PLUGIN = '''
 import numpy as np
 from calobench.models.base import Generator
-from calobench.showerset import ShowerSet
+from calobench.data.showerset import ShowerSet
 
 class ToyModel(Generator):
     name = "toy-plugin"

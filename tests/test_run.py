@@ -16,8 +16,8 @@ from calobench.errors import CalobenchError
 from calobench.leaderboard import read_leaderboard, validation_errors
 from calobench.models import registry
 from calobench.models.base import CHECKPOINT_FILE, load_checkpoint
-from calobench.models.dcgan import DCGAN, chi2_distance
-from calobench.models.mean_shower import MeanShower
+from calobench.baselines.gan.dcgan import DCGAN, chi2_distance
+from calobench.baselines.parametric.mean_shower import MeanShower
 from calobench import runner
 from calobench.runner import RunOptions, run_benchmark, split_indices
 from calobench.timing import TimingOptions

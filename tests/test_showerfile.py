@@ -8,7 +8,7 @@ import pytest
 
 import calobench
 from calobench import CalobenchError, CellList, ShowerSet, get_geometry, geometry_names
-from calobench.showerfile import ShowerFileWriter
+from calobench.data.showerfile import ShowerFileWriter
 
 
 def random_showerset(name: str, n: int = 25, seed: int = 1) -> ShowerSet:

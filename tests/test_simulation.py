@@ -16,7 +16,7 @@ import pytest
 import calobench
 from calobench.datasets import get_dataset
 from calobench.errors import CalobenchError
-from calobench.geometry import cepc_barrel
+from calobench.data.geometry import barrel_pointcloud as cepc_barrel
 from calobench.simulation import g4env, geant4_ms_per_event, runner
 from calobench.simulation.setups import SETUPS, Primaries
 

@@ -9,7 +9,7 @@ import pytest
 
 import calobench
 from calobench.cli import main
-from calobench.models.mean_shower import MeanShower
+from calobench.baselines.parametric.mean_shower import MeanShower
 from calobench.timing import TimingOptions, available_devices, geant4_ms, time_batch, time_model
 
 
@@ -55,7 +55,7 @@ def test_geant4_time_absent_is_none():
 
 
 def test_torch_model_timed_on_every_available_device():
-    from calobench.models.dcgan import DCGAN
+    from calobench.baselines.gan.dcgan import DCGAN
 
     ref = calobench.load("stcf11x11").slice(0, 200)
     model = DCGAN("stcf11x11", "tiny")
@@ -136,7 +136,7 @@ def test_parse_settings_reads_json_values_and_refuses_bad_items():
 
 def test_load_with_overrides(tmp_path):
     from calobench.errors import CalobenchError
-    from calobench.models.bes3_gan import Bes3GAN
+    from calobench.baselines.gan.bes3_gan import Bes3GAN
 
     folder = Bes3GAN("bes3-11x11", "tiny", seed=1).save(tmp_path / "m")
     loaded = Bes3GAN.load(folder, overrides={"sampling_precision": "bfloat16"})

@@ -13,12 +13,12 @@ import importlib
 import pkgutil
 import sys
 
-from ..errors import CalobenchError
-from . import commands
+from calobench.errors import CalobenchError
+from calobench.cli import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from calobench import __version__
 
     parser = argparse.ArgumentParser(
         prog="calobench",

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import CalobenchError
+from calobench.errors import CalobenchError
 
 
 def parse_settings(items: list[str] | None, allowed: Iterable[str] | None = None, what: str = "") -> dict[str, Any]:
@@ -31,7 +31,7 @@ def parse_settings(items: list[str] | None, allowed: Iterable[str] | None = None
 def preset_settings(items: list[str] | None, model: str, dataset: str, preset: str) -> dict[str, Any]:
     """``--set`` items checked against the settings of ``model``'s ``preset`` (an unknown model,
     dataset or preset is reported by the model itself when it is built)."""
-    from ..models.registry import check_supported
+    from calobench.models.registry import check_supported
 
     settings = check_supported(model, dataset).presets.get(preset)
     if settings is None or not items:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..errors import CalobenchError
-from ..geometry import Geometry, get_geometry
+from calobench.errors import CalobenchError
+from calobench.data.geometry import Geometry, get_geometry
 
 PDG = {"gamma": 22, "e-": 11, "e+": -11, "pi+": 211}
 
@@ -110,7 +110,7 @@ def get_dataset(name: str) -> Dataset:
 
 def load_reference(name: str):
     """The embedded reference sample of a dataset as a file-backed ShowerSet."""
-    from ..showerfile import open_showers
+    from calobench.data.showerfile import open_showers
 
     dataset = get_dataset(name)
     if not dataset.has_embedded:

@@ -15,8 +15,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..datasets import get_dataset
-from ..hardware import cpu_name
+from calobench.datasets import get_dataset
+from calobench.hardware import cpu_name
 
 #: Version of the metric definitions used for leaderboard numbers. Taken from
 #: calobench.metrics.METRICS_VERSION when the metrics package defines it.
@@ -25,7 +25,7 @@ DEFAULT_METRICS_VERSION = "1"
 
 def metrics_version() -> str:
     try:
-        from .. import metrics
+        from calobench import metrics
     except ImportError:
         return DEFAULT_METRICS_VERSION
     return str(getattr(metrics, "METRICS_VERSION", DEFAULT_METRICS_VERSION))
@@ -99,7 +99,7 @@ def make_entry(*, model: str, family: str, seed_document: str, preset: str, para
                evaluation: dict | None = None, command: str = "", split_seed: int | None = None,
                reference: str = "", reference_path: str | Path | None = None) -> dict:
     """A leaderboard entry (see schema.json). metrics: name -> {value, std[, floor]}."""
-    from .. import __version__
+    from calobench import __version__
 
     date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     chash = config_hash({"model": model, "dataset": dataset, "preset": preset, "config": config,

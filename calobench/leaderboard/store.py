@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..errors import CalobenchError
+from calobench.errors import CalobenchError
 
 SCHEMA_VERSION = "1.0"
 DEFAULT_DIR = "leaderboards"

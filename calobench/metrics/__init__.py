@@ -3,8 +3,8 @@
 Entry point: ``compare(generated, reference, ...) -> Result`` (calobench.metrics.compare).
 """
 
-from .compare import STAGES, compare
-from .features import FeatureExtractor
-from .result import Result
+from calobench.metrics.compare import STAGES, compare
+from calobench.metrics.features import FeatureExtractor
+from calobench.metrics.result import Result
 
 __all__ = ["FeatureExtractor", "Result", "STAGES", "compare"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import CYLINDRICAL, Geometry
+from calobench.data.geometry import CYLINDRICAL, Geometry
 
 N_BINS = 50
 

@@ -22,19 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CalobenchError
-from ..geometry import POINTCLOUD
-from ..showerset import ShowerSet
-from . import binning
-from .classifier import ClassifierOptions, Source, dnn_test, xgb_test
-from .distances import distances
-from .features import FeatureExtractor
-from .histogram import HistogramState, poisson_weights
-from .multivariate import fpd as fpd_fn
-from .multivariate import kpd as kpd_fn
-from .multivariate import prdc as prdc_fn
-from .resolution import ResponseState, energy_bins, fit_resolution
-from .result import Result
+from calobench.errors import CalobenchError
+from calobench.data.geometry import POINTCLOUD
+from calobench.data.showerset import ShowerSet
+from calobench.metrics import binning
+from calobench.metrics.classifier import ClassifierOptions, Source, dnn_test, xgb_test
+from calobench.metrics.distances import distances
+from calobench.metrics.features import FeatureExtractor
+from calobench.metrics.histogram import HistogramState, poisson_weights
+from calobench.metrics.multivariate import fpd as fpd_fn
+from calobench.metrics.multivariate import kpd as kpd_fn
+from calobench.metrics.multivariate import prdc as prdc_fn
+from calobench.metrics.resolution import ResponseState, energy_bins, fit_resolution
+from calobench.metrics.result import Result
 
 STAGES = ("hist", "resolution", "fpd", "prdc", "cls-high", "cls-xgb", "cls-low")
 GEN, REF = 0, 1
@@ -44,7 +44,7 @@ def _as_showerset(obj, dataset: str | None, what: str) -> ShowerSet:
     if isinstance(obj, ShowerSet):
         return obj
     if isinstance(obj, (str, Path)):
-        from .. import load
+        from calobench import load
 
         return load(obj, dataset)
     raise CalobenchError(f"{what}: expected a ShowerSet or a file path, found {type(obj).__name__}")
@@ -349,7 +349,7 @@ def _compare(generated, reference, *, dataset, metrics, repeats, seed, json_path
     if json_path is not None:
         result.to_json(json_path)
     if report_dir is not None:
-        from ..report import write_report
+        from calobench.report import write_report
 
         log("report")
         result.info["report"] = str(write_report(result, report_dir))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .histogram import HistogramState
+from calobench.metrics.histogram import HistogramState
 
 
 def _normalised(h: np.ndarray) -> np.ndarray:

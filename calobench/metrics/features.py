@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import CYLINDRICAL, GRID, POINTCLOUD, Geometry
-from ..showerset import ShowerSet
+from calobench.data.geometry import CYLINDRICAL, GRID, POINTCLOUD, Geometry
+from calobench.data.showerset import ShowerSet
 
 EPS = 1e-16
 #: Zernike radius for the crystal-image moments (BESIII EMC reconstruction convention), mm.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CalobenchError
+from calobench.errors import CalobenchError
 
 
 def _plain(obj):

@@ -17,9 +17,9 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from ..datasets import Dataset, get_dataset
-from ..errors import CalobenchError
-from ..showerset import ShowerSet
+from calobench.datasets import Dataset, get_dataset
+from calobench.errors import CalobenchError
+from calobench.data.showerset import ShowerSet
 
 FAMILIES = ("gan", "vae", "flow", "diffusion", "autoregressive", "parametric")
 CONFIG_FILE = "config.json"

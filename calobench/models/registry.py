@@ -16,9 +16,9 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
-from ..datasets import get_dataset
-from ..errors import CalobenchError
-from .base import FAMILIES, Generator
+from calobench.datasets import get_dataset
+from calobench.errors import CalobenchError
+from calobench.models.base import FAMILIES, Generator
 
 GROUP = "calobench.models"
 

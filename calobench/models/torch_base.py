@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Generator
+from calobench.models.base import Generator
 
 
 def resolve_device(device: str) -> torch.device:

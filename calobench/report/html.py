@@ -9,7 +9,7 @@ import math
 import os
 from pathlib import Path
 
-from ..errors import CalobenchError
+from calobench.errors import CalobenchError
 
 #: At most this many feature histograms are drawn (headline features first).
 MAX_HISTOGRAMS = 60
@@ -35,8 +35,8 @@ def _chosen_features(names: list[str]) -> list[str]:
 
 def write_report(result, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` (folder created if its parent exists); returns its path."""
-    from ..geometry import get_geometry
-    from . import plots
+    from calobench.data.geometry import get_geometry
+    from calobench.report import plots
 
     out_dir = Path(out_dir)
     if not out_dir.parent.exists():

@@ -91,7 +91,7 @@ def average_showers(geometry, gen_mean: np.ndarray, ref_mean: np.ndarray):
 
 def response_resolution(response: dict, fits: dict):
     """Mean E_tot/E_inc and sigma/E versus incident energy with the fitted curves."""
-    from ..metrics.resolution import resolution_model
+    from calobench.metrics.resolution import resolution_model
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for label, style in (("ref", REF_STYLE), ("gen", GEN_STYLE)):

@@ -4,12 +4,12 @@ Geant4 needs the optional extra ``calobench[geant4]`` (geant4-pybind 0.1.3); not
 imports it until a simulation starts.
 """
 
-from .reference_timing import geant4_ms_per_event
+from calobench.simulation.reference_timing import geant4_ms_per_event
 
 __all__ = ["geant4_ms_per_event", "simulate"]
 
 
 def simulate(*args, **kwargs):
     """See calobench.simulation.runner.simulate."""
-    from .runner import simulate as run
+    from calobench.simulation.runner import simulate as run
     return run(*args, **kwargs)

@@ -19,7 +19,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from ..errors import CalobenchError
+from calobench.errors import CalobenchError
 
 WHEEL_VERSION = "0.1.3"
 STANDARD_LIST = "G4EmStandardPhysics_option4"

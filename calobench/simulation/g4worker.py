@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from .g4env import import_geant4, make_physics_list
-from .setups import G4NAME, SETUPS, Primaries
+from calobench.simulation.g4env import import_geant4, make_physics_list
+from calobench.simulation.setups import G4NAME, SETUPS, Primaries
 
 _STATE: dict = {}
 

@@ -7,7 +7,7 @@ import json
 import h5py
 import numpy as np
 
-from ..datasets import get_dataset
+from calobench.datasets import get_dataset
 
 
 def timing_table(dataset_name: str) -> dict | None:

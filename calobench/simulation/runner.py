@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hardware import cpu_name
+from calobench.hardware import cpu_name
 
-from ..datasets import PDG, get_dataset
-from ..errors import CalobenchError
-from ..showerfile import ShowerFileWriter
-from ..showerset import ShowerSet
-from .g4env import NODATA_LIST, check_nodata_symbols, geant4_version, import_geant4, setup_env
-from .setups import SETUPS, Primaries
+from calobench.datasets import PDG, get_dataset
+from calobench.errors import CalobenchError
+from calobench.data.showerfile import ShowerFileWriter
+from calobench.data.showerset import ShowerSet
+from calobench.simulation.g4env import NODATA_LIST, check_nodata_symbols, geant4_version, import_geant4, setup_env
+from calobench.simulation.setups import SETUPS, Primaries
 
 TIMING_BINS = 8
 
@@ -240,7 +240,7 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
 
 
 def _run_task(task):
-    from .g4worker import worker_task
+    from calobench.simulation.g4worker import worker_task
     return worker_task(task)
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..datasets import PDG, get_dataset
-from ..geometry import cepc_barrel, get_geometry
-from ..showerset import CellList
+from calobench.datasets import PDG, get_dataset
+from calobench.data.geometry import barrel_pointcloud as cepc_barrel, get_geometry
+from calobench.data.showerset import CellList
 
 MASS = {22: 0.0, 11: 0.51099895, -11: 0.51099895}
 G4NAME = {22: "gamma", 11: "e-", -11: "e+"}

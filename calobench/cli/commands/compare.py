@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ...errors import CalobenchError
-from ..console import console
+from calobench.errors import CalobenchError
+from calobench.cli.console import console
 
 NAME = "compare"
 HELP = "evaluate generated showers against reference showers (any two shower files of one geometry)"
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...metrics.compare import compare
+    from calobench.metrics.compare import compare
 
     for flag in ("repeats", "cls_epochs", "max_events", "cls_max_events", "cls_hidden"):
         value = getattr(args, flag)

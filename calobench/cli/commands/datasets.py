@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...datasets import dataset_names, get_dataset
-from ..console import console, table
+from calobench.datasets import dataset_names, get_dataset
+from calobench.cli.console import console, table
 
 NAME = "datasets"
 HELP = "list the registered datasets, or show one (calobench datasets show NAME)"
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "show":
         if not args.name:
-            from ...errors import CalobenchError
+            from calobench.errors import CalobenchError
             raise CalobenchError(f"datasets show: give a dataset name; valid names: {', '.join(dataset_names())}")
         info = get_dataset(args.name).summary()
         if args.json:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ...errors import CalobenchError
-from ...inspection import summarize
-from ...showerfile import ShowerFileReader
-from ..console import console, table
+from calobench.errors import CalobenchError
+from calobench.inspection import summarize
+from calobench.data.showerfile import ShowerFileReader
+from calobench.cli.console import console, table
 
 NAME = "inspect"
 HELP = "show what a shower file holds (geometry, events, energies, sparsity, negative cells, provenance)"

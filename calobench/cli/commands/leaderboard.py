@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-from ..console import console, table
+from calobench.cli.console import console, table
 
 NAME = "leaderboard"
 HELP = "show a dataset's ranked leaderboard, or validate every leaderboard file against the schema"
@@ -38,9 +38,9 @@ def _ms(entry: dict, device: str = "cpu", batch: str = "10000") -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ...datasets import dataset_names, get_dataset
-    from ...errors import CalobenchError
-    from ...leaderboard import benchmark_version, published_rows, rank, read_leaderboard
+    from calobench.datasets import dataset_names, get_dataset
+    from calobench.errors import CalobenchError
+    from calobench.leaderboard import benchmark_version, published_rows, rank, read_leaderboard
 
     if not args.dataset:
         raise CalobenchError(f"leaderboard show: give a dataset name; valid names: {', '.join(dataset_names())}")
@@ -92,7 +92,7 @@ def _show(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     import sys
 
-    from ...leaderboard import validate_directory
+    from calobench.leaderboard import validate_directory
 
     report = validate_directory(args.leaderboard_dir)
     if args.json:

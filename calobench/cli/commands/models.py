@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..console import console, table
+from calobench.cli.console import console, table
 
 NAME = "models"
 HELP = "list the registered models (name, family, seed document, datasets, presets)"
@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...datasets import get_dataset
-    from ...models.registry import discover
+    from calobench.datasets import get_dataset
+    from calobench.models.registry import discover
 
     models, problems = discover()
     if args.dataset:

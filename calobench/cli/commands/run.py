@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from ..console import console, table
+from calobench.cli.console import console, table
 
 NAME = "run"
 HELP = "train a registered model on a dataset, evaluate it on the held-out split, time it, add a leaderboard entry"
@@ -57,11 +57,11 @@ def timing_table(timing: dict, title: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...allocator import keep_freed_memory
+    from calobench.allocator import keep_freed_memory
 
     keep_freed_memory()  # this process generates: no page faults per pass (see calobench/allocator.py)
-    from ...runner import RunOptions, run_benchmark
-    from ..settings import preset_settings
+    from calobench.runner import RunOptions, run_benchmark
+    from calobench.cli.settings import preset_settings
 
     overrides = preset_settings(args.settings, args.model, args.dataset, args.preset)
 

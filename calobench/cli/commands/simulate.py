@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from ..console import console
+from calobench.cli.console import console
 
 NAME = "simulate"
 HELP = "simulate showers of a dataset's geometry with Geant4 (pip install calobench[geant4])"
@@ -29,14 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...simulation.runner import simulate
+    from calobench.simulation.runner import simulate
 
     particles = args.particle.split(",") if args.particle else None
     command = "calobench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["simulate"] \
         else None
     path = simulate(args.dataset, args.n, args.output, particles, args.energy, args.seed, args.workers,
                     args.chunk, args.cut, command=command)
-    from ...showerfile import open_showers
+    from calobench.data.showerfile import open_showers
 
     prov = open_showers(path, args.dataset).provenance
     console.print(f"wrote {path}: {args.n} events, {prov['physics_list']}, Geant4 "

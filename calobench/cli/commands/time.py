@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..console import console
+from calobench.cli.console import console
 
 NAME = "time"
 HELP = "time generation (ms per shower at batch 1, 100, 10000) of a fresh or saved model on every device"
@@ -28,15 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...allocator import keep_freed_memory
+    from calobench.allocator import keep_freed_memory
 
     keep_freed_memory()  # this process generates: no page faults per pass (see calobench/allocator.py)
-    from ...errors import CalobenchError
-    from ...models.registry import check_supported
-    from ...runner import load_reference, split_reference
-    from ...timing import TimingOptions, time_model
-    from ..settings import parse_settings, preset_settings
-    from .run import timing_table
+    from calobench.errors import CalobenchError
+    from calobench.models.registry import check_supported
+    from calobench.runner import load_reference, split_reference
+    from calobench.timing import TimingOptions, time_model
+    from calobench.cli.settings import parse_settings, preset_settings
+    from calobench.cli.commands.run import timing_table
 
     cls = check_supported(args.model, args.dataset)
     try:

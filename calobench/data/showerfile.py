@@ -21,9 +21,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .errors import CalobenchError
-from .geometry import Geometry, get_geometry, geometry_names
-from .showerset import CellList, ShowerSet
+from calobench.errors import CalobenchError
+from calobench.data.geometry import Geometry, get_geometry, geometry_names
+from calobench.data.showerset import CellList, ShowerSet
 
 FORMAT_VERSION = "1.0"
 ENERGY_KEY = "incident_energies"
@@ -82,7 +82,7 @@ class ShowerFileReader:
         return node
 
     def _read_metadata(self, f: h5py.File, dataset: str | None) -> None:
-        from .datasets import get_dataset
+        from calobench.datasets import get_dataset
 
         attrs = {k: _attr_str(v) for k, v in f.attrs.items()}
         self.attrs = attrs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import POINTCLOUD, BarrelLayout, Geometry
+from calobench.data.geometry.base import POINTCLOUD, BarrelLayout, Geometry
 
 INNER_RADIUS_MM = 1800.0
 N_LAYERS = 30

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..datasets import dataset_names
-from ..showerset import CellList, ShowerSet
-from .base import Generator
+from calobench.datasets import dataset_names
+from calobench.data.showerset import CellList, ShowerSet
+from calobench.models.base import Generator
 
 
 class MeanShower(Generator):
@@ -88,7 +88,7 @@ class MeanShower(Generator):
                batch_size: int = 10000) -> ShowerSet:
         """The scaled mean shower of the nearest bin for each incident energy (MeV, (N,))."""
         if len(self.log_centres) == 0:
-            from ..errors import CalobenchError
+            from calobench.errors import CalobenchError
             raise CalobenchError(f"model {self.name}: not fitted (train it or load a saved model)")
         energies = np.asarray(energies, dtype=np.float64).reshape(-1)
         geometry = self.dataset.geometry

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..datasets import PDG
-from ..errors import CalobenchError
-from ..showerset import ShowerSet
-from .base import load_checkpoint, save_checkpoint
-from .torch_base import TorchGenerator
+from calobench.datasets import PDG
+from calobench.errors import CalobenchError
+from calobench.data.showerset import ShowerSet
+from calobench.models.base import load_checkpoint, save_checkpoint
+from calobench.models.torch_base import TorchGenerator
 
 
 def logit(x: torch.Tensor, alpha: float) -> torch.Tensor:

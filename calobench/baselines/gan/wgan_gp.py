@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .gan_layers import ConditionalGAN, LogRatioTransform, gradient_penalty
+from calobench.baselines.gan.conditional_gan import ConditionalGAN, LogRatioTransform, gradient_penalty
 
 VOXEL_DATASETS = ("stcf11x11", "bes3-11x11", "darkshine", "calochallenge-1-photons",
                   "calochallenge-1-pions", "calochallenge-2", "calochallenge-3")

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CalobenchError
-from .gan_layers import ConditionalGAN, MinibatchDiscrimination, soft_sparsity
+from calobench.errors import CalobenchError
+from calobench.baselines.gan.conditional_gan import ConditionalGAN, MinibatchDiscrimination, soft_sparsity
 
 
 class Bes3Generator(nn.Module):

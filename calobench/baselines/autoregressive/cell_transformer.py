@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CalobenchError
-from ..showerset import CellList, ShowerSet
-from .base import load_checkpoint, save_checkpoint
-from .cell_tokens import PadFrame, Tokens, axis_frame, decode, encode, fit_frame, nominal_frame
-from .torch_base import TorchGenerator
+from calobench.errors import CalobenchError
+from calobench.data.showerset import CellList, ShowerSet
+from calobench.models.base import load_checkpoint, save_checkpoint
+from calobench.baselines.autoregressive.cell_tokens import PadFrame, Tokens, axis_frame, decode, encode, fit_frame, nominal_frame
+from calobench.models.torch_base import TorchGenerator
 
 _COMMON: dict[str, Any] = {
     "js_weight": 2.0,           # seed: JS loss weight 2, the others 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GRID, Geometry
+from calobench.data.geometry.base import GRID, Geometry
 
 
 def make_grid(

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..datasets import PDG, Dataset
-from ..errors import CalobenchError
-from .base import load_checkpoint, save_checkpoint
-from .layers import mlp
+from calobench.datasets import PDG, Dataset
+from calobench.errors import CalobenchError
+from calobench.models.base import load_checkpoint, save_checkpoint
+from calobench.models.common.layers import mlp
 
 # ---------------------------------------------------------------------------------------
 # Conditions

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from .errors import CalobenchError
-from .geometry import Geometry
+from calobench.errors import CalobenchError
+from calobench.data.geometry import Geometry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .showerfile import ShowerFileReader
+    from calobench.data.showerfile import ShowerFileReader
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CalobenchError
-from .base import CYLINDRICAL, Geometry, LayerBinning
+from calobench.errors import CalobenchError
+from calobench.data.geometry.base import CYLINDRICAL, Geometry, LayerBinning
 
 #: Depth of one readout layer in the Par04 W/Si geometry of datasets 2 and 3:
 #: two physical layers of 1.4 mm W + 0.3 mm Si (reference/calochallenge/README.md).
@@ -81,7 +81,7 @@ def from_binning(
 
 def binning_file(filename: str) -> Path:
     """Path of a shipped official binning XML."""
-    return Path(str(resources.files("calobench.geometry") / "binning" / filename))
+    return Path(str(resources.files("calobench.data.geometry") / "binning" / filename))
 
 
 def _par04_depth(layer_id: int) -> float:

@@ -41,10 +41,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import CalobenchError
-from ..showerset import ShowerSet
-from .base import load_checkpoint, save_checkpoint, sample_inputs
-from .torch_base import TorchGenerator
+from calobench.errors import CalobenchError
+from calobench.data.showerset import ShowerSet
+from calobench.models.base import load_checkpoint, save_checkpoint, sample_inputs
+from calobench.models.torch_base import TorchGenerator
 
 # dataset -> (regressed conditions, position features given to the regressor)
 REGRESSION = {
@@ -218,7 +218,7 @@ class DCGAN(TorchGenerator):
     def _pdg_codes(self) -> list[int]:
         if "particle" not in self.dataset.conditions:
             return []
-        from ..datasets import PDG
+        from calobench.datasets import PDG
         return [PDG[p] for p in self.dataset.particles]
 
     def networks(self) -> dict[str, nn.Module]:

@@ -50,9 +50,9 @@ import torch.nn.functional as F
 from scipy.optimize import nnls
 from torch import nn
 
-from ..errors import CalobenchError
-from ..showerset import ShowerSet
-from .gan_layers import ConditionalGAN, LogRatioTransform
+from calobench.errors import CalobenchError
+from calobench.data.showerset import ShowerSet
+from calobench.baselines.gan.conditional_gan import ConditionalGAN, LogRatioTransform
 
 #: Floor of the NNLS map (fraction of E_inc) before its logarithm: cells the fit leaves at 0 stay
 #: (practically) empty, 1e-9 x 8 GeV being far below the 0.5 MeV readout threshold.

@@ -35,14 +35,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CalobenchError
-from ..showerset import CellList, ShowerSet
-from .base import sample_inputs
-from .diffusion_common import (ConditionalGMM, GaussianFourierProjection, batches, condition_features,
+from calobench.errors import CalobenchError
+from calobench.data.showerset import CellList, ShowerSet
+from calobench.models.base import sample_inputs
+from calobench.baselines.diffusion.common import (ConditionalGMM, GaussianFourierProjection, batches, condition_features,
                                condition_width, fit_condition_scaler, make_sde, sample_generator,
                                train_epochs)
-from .layers import mlp
-from .torch_base import TorchGenerator
+from calobench.models.common.layers import mlp
+from calobench.models.torch_base import TorchGenerator
 
 T_EPS = 1e-3  # smallest diffusion time used in training and sampling
 

@@ -32,10 +32,10 @@ import torch
 import zuko
 from torch import nn
 
-from ..showerset import ShowerSet
-from .layers import mlp
-from ..geometry import CYLINDRICAL
-from .preprocessing import ConditionalVoxelGenerator, apply_threshold
+from calobench.data.showerset import ShowerSet
+from calobench.models.common.layers import mlp
+from calobench.data.geometry import CYLINDRICAL
+from calobench.baselines.vae_flow.voxel_generator import ConditionalVoxelGenerator, apply_threshold
 
 
 

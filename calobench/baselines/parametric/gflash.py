@@ -1,4 +1,4 @@
-"""GFlash: the parametric fast simulation (calobench.simulation.gflash) as a model plugin."""
+"""GFlash: the parametric fast simulation (calobench.baselines.parametric.gflash_shower) as a model plugin."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..showerset import CellList, ShowerSet
-from ..simulation.gflash import (Frame, GFlashParams, build_cell_maps, build_pad_maps, fit_cepc, fit_gflash,
+from calobench.data.showerset import CellList, ShowerSet
+from calobench.baselines.parametric.gflash_shower import (Frame, GFlashParams, build_cell_maps, build_pad_maps, fit_cepc, fit_gflash,
                                  sample_cepc, sample_showers)
-from ..errors import CalobenchError
-from .base import Generator, sample_inputs
+from calobench.errors import CalobenchError
+from calobench.models.base import Generator, sample_inputs
 
 
 #: Cells simulated per call (bounds the working arrays: about 16 bytes per cell).

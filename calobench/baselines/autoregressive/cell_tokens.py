@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry import Geometry
+from calobench.data.geometry import Geometry
 
 
 @dataclass

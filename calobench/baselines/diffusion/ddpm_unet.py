@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CalobenchError
-from ..showerset import ShowerSet
-from .base import sample_inputs
-from .diffusion_common import (ConditionalGMM, batches, condition_features, condition_width,
+from calobench.errors import CalobenchError
+from calobench.data.showerset import ShowerSet
+from calobench.models.base import sample_inputs
+from calobench.baselines.diffusion.common import (ConditionalGMM, batches, condition_features, condition_width,
                                cosine_alphas_bar, fit_condition_scaler, sample_generator,
                                sinusoidal_embedding, train_epochs)
-from .torch_base import TorchGenerator
+from calobench.models.torch_base import TorchGenerator
 
 POWER = 4.0  # hit-map encoding u = 2 (E/E_tot)^(1/POWER) - 1
 SIDE = 11

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Callable
 
-from ..errors import CalobenchError
-from .base import CYLINDRICAL, GRID, POINTCLOUD, BarrelLayout, Geometry, LayerBinning
-from .calochallenge import (
+from calobench.errors import CalobenchError
+from calobench.data.geometry.base import CYLINDRICAL, GRID, POINTCLOUD, BarrelLayout, Geometry, LayerBinning
+from calobench.data.geometry.cylindrical import (
     calochallenge_1_photons,
     calochallenge_1_pions,
     calochallenge_2,
@@ -15,8 +15,8 @@ from .calochallenge import (
     from_binning,
     read_binning,
 )
-from .cepc_barrel import cepc
-from .crystal_grid import bes3_11x11, darkshine, make_grid, stcf11x11
+from calobench.data.geometry.barrel_pointcloud import cepc
+from calobench.data.geometry.crystal_grid import bes3_11x11, darkshine, make_grid, stcf11x11
 
 _BUILDERS: dict[str, Callable[[], Geometry]] = {
     "stcf11x11": stcf11x11,

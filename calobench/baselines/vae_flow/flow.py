@@ -29,8 +29,8 @@ import torch
 import zuko
 from torch import nn
 
-from ..showerset import ShowerSet
-from .preprocessing import ConditionalVoxelGenerator, apply_threshold, layer_sums, logit
+from calobench.data.showerset import ShowerSet
+from calobench.baselines.vae_flow.voxel_generator import ConditionalVoxelGenerator, apply_threshold, layer_sums, logit
 
 
 class CaloFlow(ConditionalVoxelGenerator):

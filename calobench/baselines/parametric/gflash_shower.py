@@ -28,8 +28,8 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.special import exp1, gammainc, ndtri
 
-from ..geometry import CYLINDRICAL, GRID, Geometry
-from .radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
+from calobench.data.geometry import CYLINDRICAL, GRID, Geometry
+from calobench.baselines.parametric.radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
 
 #: Single-layer crystal readouts have no longitudinal information: GFlash's homogeneous
 #: parametrisation in radiation lengths is used (X0 mm, critical energy MeV, Z; PDG values).
@@ -624,7 +624,7 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
 
 # ---------------------------------------------------------------- cepc point clouds
 def _cepc_constants():
-    from ..geometry import cepc_barrel
+    from calobench.data.geometry import barrel_pointcloud as cepc_barrel
     return np.asarray(cepc_barrel.layer_radii()), cepc_barrel.CELL_MM
 
 

@@ -1,0 +1,1 @@
+"""Autoregressive models: the CEPC cell transformer (docs/models-autoregressive.md)."""

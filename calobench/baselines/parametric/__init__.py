@@ -1,0 +1,1 @@
+"""Parametric baselines: GFlash (Grindhammer-Peters) and the mean shower."""

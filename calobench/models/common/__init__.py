@@ -1,0 +1,1 @@
+"""Parts that every model plugin can share: layers, conditioning, the training loop."""
