@@ -1,0 +1,63 @@
+"""The one validation layer: checks of incident energies, conditions and shower arrays.
+
+Every entry point (file reader, ShowerSet, Generator.sample, the condition encoders, compare)
+calls these functions, so a bad input gets the same one-line CalobenchError wherever it enters.
+``what`` names the input in the message (a file path and field, or ``sample``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from calobench.errors import CalobenchError
+
+
+def check_energies(energies, what: str) -> np.ndarray:
+    """Incident energies as a flat (N,) float64 array in MeV; every value finite and positive."""
+    try:
+        values = np.asarray(energies, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise CalobenchError(f"{what}: energies must be numbers (MeV), found {type(energies).__name__}") from None
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CalobenchError(f"{what}: energies must be finite and positive (MeV), found {values[i]} at index {i}")
+    return values
+
+
+def check_conditions(conditions: Mapping[str, np.ndarray] | None, n: int, what: str,
+                     required: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Conditions as {name: (n,) array}; each of length ``n``, finite, and every ``required`` name present."""
+    out = {}
+    for name, values in (conditions or {}).items():
+        try:
+            flat = np.asarray(values, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise CalobenchError(f"{what}: condition {name!r}: expected numbers") from None
+        if len(flat) != n:
+            raise CalobenchError(f"{what}: condition {name!r} has {len(flat)} values for {n} energies")
+        if not np.all(np.isfinite(flat)):
+            i = int(np.argmax(~np.isfinite(flat)))
+            raise CalobenchError(f"{what}: condition {name!r}: expected finite values, found {flat[i]} at index {i}")
+        out[name] = np.asarray(values).reshape(-1)
+    missing = [name for name in required if name not in out]
+    if missing:
+        raise CalobenchError(f"{what}: missing condition(s) {', '.join(missing)}; "
+                             f"this dataset needs: {', '.join(required)}")
+    return out
+
+
+def check_voxel_showers(showers, n: int, n_cells: int, what: str) -> np.ndarray:
+    """Dense showers as an (n, n_cells) float32 array."""
+    try:
+        array = np.asarray(showers, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise CalobenchError(f"{what}: showers must be numbers, found {type(showers).__name__}") from None
+    if array.ndim != 2 or array.shape != (n, n_cells):
+        raise CalobenchError(f"{what}: showers must have shape ({n}, {n_cells}), found {array.shape}")
+    return array
+
+
+__all__ = ["check_conditions", "check_energies", "check_voxel_showers"]
