@@ -9,7 +9,12 @@ size) to take longer than ``max_call_s`` is not run: it is recorded as skipped w
 slow samplers (diffusion, autoregressive) can be timed at all on a CPU. Reported: mean and standard deviation of ms per shower over the timed calls,
 and the speed-up over the dataset's Geant4 time per event (calobench.simulation), when known.
 A timed call includes everything ``sample`` does (noise, network, moving the result to host
-memory, building the ShowerSet), since that is what a user waits for.
+memory, building the ShowerSet), since that is what a user waits for. Calls are timed in wall
+seconds, or in process CPU seconds with ``TimingOptions(cpu_time=True)`` (all threads together;
+insensitive to other load on a shared machine).
+
+``fake_inputs`` draws incident energies and conditions for a dataset without its reference
+sample: generation speed does not depend on the condition values.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from calobench.datasets import PDG, get_dataset
 from calobench.models.base import Generator
 
 BATCH_SIZES = (1, 100, 10000)
@@ -29,13 +35,16 @@ class TimingOptions:
     """batch_sizes: showers per call. warmup: untimed calls per batch size.
     repeats: timed calls at most. budget_s: stop timing a batch size after this many seconds.
     max_call_s: skip a batch size whose one call is estimated to take longer (no warm-up call is
-    made when warm-up plus one call would exceed it)."""
+    made when warm-up plus one call would exceed it).
+    cpu_time: time calls (and count budget_s) in process CPU seconds (time.process_time) instead of
+    wall seconds."""
 
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     warmup: int = 1
     repeats: int = 5
     budget_s: float = 20.0
     max_call_s: float = 120.0
+    cpu_time: bool = False
 
 
 def available_devices() -> list[str]:
@@ -90,6 +99,29 @@ def _synchronise(device: str) -> None:
         torch.mps.synchronize()
 
 
+def fake_inputs(dataset: str, n: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Incident energies (n,) in MeV and conditions {name: (n,)} for timing a model on ``dataset``.
+
+    Energies: log-uniform over the dataset's energy range. ``particle``: PDG codes of the dataset's
+    particles. ``px``, ``py``, ``pz`` (MeV): a random direction times the incident energy; ``E``
+    (MeV): the incident energy. Every other condition: standard normal draws (in its unit).
+    """
+    ds = get_dataset(dataset)
+    rng = np.random.default_rng(seed)
+    lo, hi = ds.energy_range
+    energies = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+    conditions = {name: rng.normal(0.0, 1.0, n) for name in ds.conditions}
+    if "particle" in conditions:
+        conditions["particle"] = rng.choice([PDG[p] for p in ds.particles], n).astype(float)
+    if {"px", "py", "pz"} <= conditions.keys():
+        direction = rng.normal(size=(n, 3))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        conditions["px"], conditions["py"], conditions["pz"] = (direction * energies[:, None]).T
+    if "E" in conditions:
+        conditions["E"] = energies.copy()
+    return energies, conditions
+
+
 def _inputs(energies: np.ndarray, conditions: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, dict]:
     index = np.arange(n) % len(energies)
     return energies[index], {k: np.asarray(v)[index] for k, v in conditions.items()}
@@ -99,9 +131,12 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
                device: str, options: TimingOptions = TimingOptions()) -> dict:
     """Time ``model.sample`` at one batch size on the model's current device.
 
-    Returns {"ms_per_shower": mean, "std": std, "repeats": timed calls, "warmup": untimed calls}.
+    energies (N,) MeV and conditions {name: (N,)} are cycled to ``batch_size`` showers per call.
+    Returns {"ms_per_shower": mean, "std": std, "repeats": timed calls, "warmup": untimed calls}
+    (milliseconds per shower, wall or process CPU time as ``options.cpu_time`` says).
     """
     e, c = _inputs(energies, conditions, batch_size)
+    clock = time.process_time if options.cpu_time else time.perf_counter
     warmup = options.warmup
     for _ in range(warmup):
         model.sample(e, c, batch_size=batch_size)
@@ -109,10 +144,10 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
     times = []
     spent = 0.0
     while len(times) < max(1, options.repeats) and (not times or spent < options.budget_s):
-        start = time.perf_counter()
+        start = clock()
         model.sample(e, c, batch_size=batch_size)
         _synchronise(device)
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         times.append(elapsed * 1000.0 / batch_size)
         spent += elapsed
     values = np.asarray(times)
@@ -169,4 +204,5 @@ def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.
     return out
 
 
-__all__ = ["BATCH_SIZES", "TimingOptions", "available_devices", "geant4_ms", "time_batch", "time_model"]
+__all__ = ["BATCH_SIZES", "TimingOptions", "available_devices", "fake_inputs", "geant4_ms", "time_batch",
+           "time_model"]

@@ -36,8 +36,9 @@ LAYERS: list[tuple[str, ...]] = [
 TOP = "calobench"
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+def module_name(path: Path, root: Path = ROOT) -> str:
+    """Dotted name of the module in ``path`` under the package folder ``root``."""
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
@@ -47,10 +48,10 @@ def is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
 
-def imports_of(path: Path) -> set[str]:
+def imports_of(path: Path, root: Path = ROOT) -> set[str]:
     """calobench modules imported anywhere in ``path`` (absolute names; ``from X import y``
-    counts y when X.y is a module)."""
-    name = module_name(path)
+    counts y when X.y is a module under ``root``)."""
+    name = module_name(path, root)
     package = name if is_package(path) else name.rsplit(".", 1)[0]
     out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -67,14 +68,15 @@ def imports_of(path: Path) -> set[str]:
                 continue
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
-                out.add(sub if known(sub) else target)
+                out.add(sub if known(sub, root) else target)
     out.discard(name)
     return out
 
 
-def known(module: str) -> bool:
+def known(module: str, root: Path = ROOT) -> bool:
+    """Whether ``module`` is a module or package under the package folder ``root``."""
     rel = Path(*module.split(".")[1:])
-    return (ROOT / rel).with_suffix(".py").is_file() or (ROOT / rel / "__init__.py").is_file()
+    return (root / rel).with_suffix(".py").is_file() or (root / rel / "__init__.py").is_file()
 
 
 def layer(module: str) -> int | None:
@@ -124,13 +126,10 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def package_of(module: str) -> str:
-    """The package whose __init__ a module belongs to, for the package-level cycle check."""
-    return module
-
-
-def problems() -> tuple[list[str], dict[str, set[str]]]:
-    graph = {module_name(p): imports_of(p) for p in sorted(ROOT.rglob("*.py"))}
+def problems(root: Path = ROOT) -> tuple[list[str], dict[str, set[str]]]:
+    """(one line per problem, module -> the calobench modules it imports) of the package folder
+    ``root`` (default: this checkout's calobench/; another folder must be called calobench too)."""
+    graph = {module_name(p, root): imports_of(p, root) for p in sorted(root.rglob("*.py"))}
     out = []
     for cycle in find_cycles(graph):
         out.append("import cycle: " + " <-> ".join(cycle))

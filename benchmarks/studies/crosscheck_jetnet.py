@@ -4,7 +4,7 @@ jetnet 0.2.5 needs numpy < 2 and numba, so it runs in its own interpreter:
 
     python3 -m venv /tmp/jetvenv && /tmp/jetvenv/bin/pip install torch==2.13.0 jetnet==0.2.5 \
         "numpy<2" "pandas<2.3" "pyarrow<17"
-    python benchmarks/crosscheck_jetnet.py --jetnet-python /tmp/jetvenv/bin/python
+    python benchmarks/studies/crosscheck_jetnet.py --jetnet-python /tmp/jetvenv/bin/python
 
 Both sides get the same (n, d) arrays: a reference and three distorted copies (same
 distribution, shifted mean, wider spread). Printed: value and error of each implementation.

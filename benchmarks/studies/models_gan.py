@@ -1,34 +1,37 @@
 """CPU generation throughput of the GAN family at batch 10000 (showers per second).
 
-Usage: python benchmarks/bench_models_gan.py [--events 10000] [--repeats 3] [--threads N]
-       [--preset quick] [--default-malloc]
-       python benchmarks/bench_models_gan.py --nnls-ablation [--seed 0] [--out runs/nnls-ablation]
+Usage: python benchmarks/studies/models_gan.py [--repeats 3] [--threads N] [--preset quick]
+       [--default-malloc]
+       python benchmarks/studies/models_gan.py --nnls-ablation [--seed 0] [--out runs/nnls-ablation]
          trains nnls-cgan (quick) on darkshine with and without the NNLS term through the
          runner (same split, same compare options, no leaderboard entry) and prints both rows.
-       python benchmarks/bench_models_gan.py --bes3-batches [--threads N]
-         bes3-gan showers/s and ms/shower at batch 1, 100 and 10000 (``sample`` calls of one
-         batch each: 200 x 1, 50 x 100, 3 x 10000; best of ``repeats``), float32 and bfloat16.
+       python benchmarks/studies/models_gan.py --bes3-batches [--threads N]
+         bes3-gan showers/s and ms/shower at batch 1, 100 and 10000 (repeats x 200, 50 and 3
+         timed ``sample`` calls of one batch), float32 and bfloat16.
 
 Generation speed does not depend on the trained weights, so the models are timed freshly
-initialised from their preset (same architecture as after training). Each figure is the best
-of ``repeats`` calls of ``model.sample`` (which runs under torch.inference_mode) for
-``events`` showers at batch 10000, after one warm-up call. Target for the 11x11 GANs: at least
-100 000 showers/s on the 2-core CI CPU (seed 004 reports 50k BESIII showers in ~2 s on CPU).
+initialised from their preset (same architecture as after training) on fake conditions
+(calobench.timing.fake_inputs). Each figure is the mean and standard deviation over ``repeats``
+timed calls of ``model.sample`` (which runs under torch.inference_mode) for 10000 showers at
+batch 10000, after one warm-up call (calobench.timing.time_batch, wall time). Target for the 11x11
+GANs: at least 100 000 showers/s on the 2-core CI CPU (seed 004 reports 50k BESIII showers in
+~2 s on CPU).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import math
 
 import numpy as np
 import torch
 
 from calobench.allocator import keep_freed_memory
-from calobench.datasets import PDG, get_dataset
 from calobench.baselines.gan.bes3_gan import Bes3GAN
 from calobench.baselines.gan.nnls_cgan import NNLSCGAN
 from calobench.baselines.gan.wgan_gp import WGANGP
+from calobench.models.base import Generator
+from calobench.timing import TimingOptions, fake_inputs, time_batch
 
 #: (model class, dataset, overrides); bes3-gan also with bfloat16 sampling convolutions
 CASES = [(Bes3GAN, "bes3-11x11", {}), (Bes3GAN, "bes3-11x11", {"sampling_precision": "bfloat16"}),
@@ -36,18 +39,17 @@ CASES = [(Bes3GAN, "bes3-11x11", {}), (Bes3GAN, "bes3-11x11", {"sampling_precisi
          (NNLSCGAN, "darkshine", {}), (WGANGP, "darkshine", {}), (WGANGP, "calochallenge-2", {})]
 
 
-def conditions(name: str, energies: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    d = get_dataset(name)
-    n = len(energies)
-    out = {k: rng.normal(0.0, 1.0, n) for k in d.conditions}
-    if "particle" in out:
-        out["particle"] = rng.choice([PDG[p] for p in d.particles], n).astype(float)
-    if name == "bes3-11x11":
-        u = rng.normal(size=(n, 3))
-        u /= np.linalg.norm(u, axis=1, keepdims=True)
-        out["px"], out["py"], out["pz"] = (u * energies[:, None]).T
-        out["E"] = energies
-    return out
+BATCH = 10000
+#: timed calls per repeat of --bes3-batches at each batch size
+BES3_CALLS = {1: 200, 100: 50, 10000: 3}
+
+
+def timed(model: Generator, dataset: str, batch: int, calls: int) -> dict:
+    """calobench.timing.time_batch of ``calls`` calls of ``batch`` showers after one warm-up call:
+    {"ms_per_shower", "std", "repeats", "warmup"} (wall milliseconds per shower)."""
+    energies, conditions = fake_inputs(dataset, batch)
+    return time_batch(model, energies, conditions, batch, "cpu",
+                      TimingOptions(warmup=1, repeats=calls, budget_s=math.inf))
 
 
 def nnls_ablation(seed: int, out: str) -> None:
@@ -88,29 +90,19 @@ def nnls_ablation(seed: int, out: str) -> None:
 
 
 def bes3_batches(repeats: int) -> None:
-    """bes3-gan generation rate at batch 1, 100 and 10000 (whole ``sample`` calls, best of
-    ``repeats``), with float32 and with bfloat16 sampling convolutions."""
-    rng = np.random.default_rng(0)
-    lo, hi = get_dataset("bes3-11x11").energy_range
-    print(f"{'precision':>9s} {'batch':>6s} {'calls':>6s} {'showers/s':>11s} {'ms/shower':>10s}")
+    """bes3-gan generation rate at batch 1, 100 and 10000 (``repeats`` x BES3_CALLS timed calls),
+    with float32 and with bfloat16 sampling convolutions."""
+    print(f"{'precision':>9s} {'batch':>6s} {'calls':>6s} {'showers/s':>11s} {'ms/shower':>10s} {'std':>8s}")
     for precision in ("float32", "bfloat16"):
         model = Bes3GAN("bes3-11x11", "quick", seed=0, sampling_precision=precision)
-        for batch, calls in ((1, 200), (100, 50), (10000, 3)):
-            energies = np.exp(rng.uniform(np.log(lo), np.log(hi), batch))
-            cond = conditions("bes3-11x11", energies, rng)
-            model.sample(energies, cond, batch_size=batch)  # warm-up
-            best = float("inf")
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                for _ in range(calls):
-                    model.sample(energies, cond, batch_size=batch)
-                best = min(best, (time.perf_counter() - t0) / calls)
-            print(f"{precision:>9s} {batch:6d} {calls:6d} {batch / best:11.0f} {1000.0 * best / batch:10.4f}")
+        for batch, calls in BES3_CALLS.items():
+            t = timed(model, "bes3-11x11", batch, repeats * calls)
+            print(f"{precision:>9s} {batch:6d} {t['repeats']:6d} {1000.0 / t['ms_per_shower']:11.0f} "
+                  f"{t['ms_per_shower']:10.4f} {t['std']:8.4f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--preset", default="quick")
@@ -130,24 +122,15 @@ def main() -> None:
         print(f"torch {torch.__version__}, {args.threads} thread(s), malloc {malloc}")
         bes3_batches(args.repeats)
         return
-    rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.events} showers per call, batch 10000, "
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH}, {args.repeats} timed calls, "
           f"malloc {malloc}")
-    print(f"{'model':16s} {'dataset':18s} {'params':>9s} {'showers/s':>11s} {'ms/shower':>10s}")
+    print(f"{'model':16s} {'dataset':18s} {'params':>9s} {'showers/s':>11s} {'ms/shower':>10s} {'std':>8s}")
     for cls, name, overrides in CASES:
         model = cls(name, args.preset, seed=0, **overrides)
         label = cls.name + (" (bf16)" if overrides.get("sampling_precision") == "bfloat16" else "")
-        lo, hi = get_dataset(name).energy_range
-        energies = np.exp(rng.uniform(np.log(lo), np.log(hi), args.events))
-        cond = conditions(name, energies, rng)
-        model.sample(energies[:1000], {k: v[:1000] for k, v in cond.items()}, batch_size=10000)  # warm-up
-        best = float("inf")
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            model.sample(energies, cond, batch_size=10000)
-            best = min(best, time.perf_counter() - t0)
-        rate = args.events / best
-        print(f"{label:16s} {name:18s} {model.parameter_count():9d} {rate:11.0f} {1000.0 / rate:10.4f}")
+        t = timed(model, name, BATCH, args.repeats)
+        print(f"{label:16s} {name:18s} {model.parameter_count():9d} {1000.0 / t['ms_per_shower']:11.0f} "
+              f"{t['ms_per_shower']:10.4f} {t['std']:8.4f}")
 
 
 if __name__ == "__main__":

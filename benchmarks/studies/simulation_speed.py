@@ -1,12 +1,12 @@
 """Geant4 events/s per geometry and GFlash showers/s on the same geometry, in one run.
 
-usage: python benchmarks/bench_simulation.py [--datasets a,b] [--events N] [--preset quick] [--json OUT]
+usage: python benchmarks/studies/simulation_speed.py [--datasets a,b] [--events N] [--preset quick] [--json OUT]
 
 Geant4: one worker process, particles at one energy per dataset (ENERGY below), the set-up's conditions law; events/s from the CPU time of each event
 (physics tables built before). Both are timed in process CPU time (one core), so other load
 on the machine does not distort the ratio. GFlash: fitted to the embedded reference, then timed on the same
-energies (median of 3 calls after a warm-up call of the same size). Target: GFlash at least
-1000x faster than Geant4.
+energies (mean of 3 calls after a warm-up call of the same size, calobench.timing.time_batch).
+Target: GFlash at least 1000x faster than Geant4.
 
 A second ratio covers the dataset's whole energy range: GFlash on the embedded sample's own
 energies and conditions against the mean Geant4 CPU time per event stored with that sample
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import math
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from calobench.baselines.parametric.gflash import GFlash
 from calobench.simulation import runner
 from calobench.simulation.reference_timing import geant4_ms_per_event
 from calobench.simulation.setups import SETUPS
+from calobench.timing import TimingOptions, time_batch
 
 EVENTS = {"stcf11x11": 200, "bes3-11x11": 200, "darkshine": 60, "cepc": 4, "calochallenge-2": 6,
           "calochallenge-3": 6}
@@ -33,16 +34,15 @@ ENERGY = {"stcf11x11": 1000.0, "bes3-11x11": 1000.0, "darkshine": 4000.0, "cepc"
           "calochallenge-2": 10000.0, "calochallenge-3": 10000.0}
 
 
-def _median_cpu_seconds(model, energies: np.ndarray, conditions: dict, rounds: int = 3) -> float:
-    """Median process CPU seconds of model.sample over ``rounds`` calls, after one warm-up call of
-    the same size (which builds the cell maps and lets the allocator keep its pages)."""
-    model.sample(energies, conditions)
-    times = []
-    for _ in range(rounds):
-        t = time.process_time()
-        model.sample(energies, conditions)
-        times.append(time.process_time() - t)
-    return float(np.median(times))
+#: one warm-up call of the timed size (it builds the cell maps and lets the allocator keep its
+#: pages), then 3 timed calls in process CPU time
+GFLASH_TIMING = TimingOptions(warmup=1, repeats=3, budget_s=math.inf, cpu_time=True)
+
+
+def gflash_showers_per_s(model: GFlash, energies: np.ndarray, conditions: dict[str, np.ndarray]) -> float:
+    """GFlash showers per CPU second: all ``energies`` (MeV) in one ``sample`` call."""
+    t = time_batch(model, energies, conditions, len(energies), "cpu", GFLASH_TIMING)
+    return 1000.0 / t["ms_per_shower"]
 
 
 def bench(name: str, events: int | None, preset: str) -> dict:
@@ -63,13 +63,13 @@ def bench(name: str, events: int | None, preset: str) -> dict:
         cond = {k: np.resize(v, m) for k, v in prim.conditions.items()} if prim.conditions else {}
         if name == "stcf11x11":
             cond = {k: np.resize(v, m) for k, v in ref.conditions.items()}
-        rate = m / _median_cpu_seconds(model, np.full(m, energy), cond)
+        rate = gflash_showers_per_s(model, np.full(m, energy), cond)
         row.update(gflash_preset=preset, gflash_showers_per_s=rate, speedup=rate / g4_rate)
         stored_ms = geant4_ms_per_event(name)
         if stored_ms is not None:
             pick = np.arange(m) % len(ref)
-            sample_rate = m / _median_cpu_seconds(model, ref.energies[pick],
-                                                  {k: v[pick] for k, v in ref.conditions.items()})
+            sample_rate = gflash_showers_per_s(model, ref.energies[pick],
+                                               {k: v[pick] for k, v in ref.conditions.items()})
             row.update(sample_geant4_ms_per_event=stored_ms, sample_gflash_showers_per_s=sample_rate,
                        sample_speedup=sample_rate * stored_ms / 1000.0)
     return row

@@ -3,10 +3,11 @@
 Builds each model (preset ``quick`` by default, or loads saved models given with --model-dir),
 fits it for one epoch on a small synthetic sample when it is not a saved model (throughput
 does not depend on the weights' values, only on the architecture), then times
-``sample(energies, conditions, batch_size=10000)`` under ``torch.inference_mode`` after one
-warm-up call, and prints ms per shower (best of --repeat runs).
+``sample(energies, conditions, batch_size=10000)`` (which runs under torch.inference_mode) on
+fake conditions (calobench.timing.fake_inputs) with calobench.timing.time_batch: one warm-up
+call, then --repeat timed calls; prints the mean and standard deviation of the wall ms per shower.
 
-usage: python benchmarks/bench_models_vae_flow.py [--preset quick] [--threads 1] [--repeat 3]
+usage: python benchmarks/studies/models_vae_flow.py [--preset quick] [--threads 1] [--repeat 3]
        [--case vae:stcf11x11 --case flow:calochallenge-1-photons ...] [--model-dir DIR ...] [--json FILE]
 """
 
@@ -14,18 +15,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from calobench.allocator import keep_freed_memory
-from calobench.datasets import PDG, get_dataset
 from calobench.baselines.vae_flow.flow import CaloFlow
 from calobench.baselines.vae_flow.vae import ConditionalVAE
 from calobench.data.showerset import ShowerSet
+from calobench.datasets import get_dataset
+from calobench.models.base import Generator
+from calobench.timing import TimingOptions, fake_inputs, time_batch
 
 MODELS = {"vae": ConditionalVAE, "flow": CaloFlow}
 DEFAULT_CASES = ["vae:stcf11x11", "vae:calochallenge-2", "flow:stcf11x11", "flow:bes3-11x11",
@@ -33,22 +36,11 @@ DEFAULT_CASES = ["vae:stcf11x11", "vae:calochallenge-2", "flow:stcf11x11", "flow
 BATCH = 10000
 
 
-def conditions_for(name: str, n: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Incident energies (MeV) across the dataset's range and plausible condition values."""
-    ds = get_dataset(name)
-    rng = np.random.default_rng(seed)
-    lo, hi = ds.energy_range
-    energies = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
-    conditions = {c: (rng.choice([PDG[p] for p in ds.particles], n).astype(float) if c == "particle"
-                      else rng.normal(0, 1, n)) for c in ds.conditions}
-    return energies, conditions
-
-
-def warm_fit(model, name: str) -> None:
-    """One epoch on 256 exponential-profile showers so that the preprocessing constants exist."""
+def warm_fit(model: Generator, name: str) -> None:
+    """One epoch on 256 exponential-profile showers (MeV) so that the preprocessing constants exist."""
     ds = get_dataset(name)
     geometry = ds.geometry
-    energies, conditions = conditions_for(name, 256, 1)
+    energies, conditions = fake_inputs(name, 256, 1)
     radius = np.hypot(geometry.centres[:, 0], geometry.centres[:, 1])
     profile = np.exp(-radius / 20.0)
     rng = np.random.default_rng(2)
@@ -57,18 +49,14 @@ def warm_fit(model, name: str) -> None:
     model.fit(ShowerSet(geometry, energies, showers, conditions, ds.particles[0]), epochs=1, progress=False)
 
 
-def time_model(model, name: str, repeat: int) -> dict:
-    energies, conditions = conditions_for(model.dataset.name, BATCH, 3)
-    with torch.inference_mode():
-        model.sample(energies[:BATCH], conditions, batch_size=BATCH)  # warm-up
-        best = float("inf")
-        for _ in range(repeat):
-            start = time.perf_counter()
-            model.sample(energies, conditions, batch_size=BATCH)
-            best = min(best, time.perf_counter() - start)
+def timed(model: Generator, repeat: int) -> dict:
+    """One row: model, dataset, preset, parameters, batch, threads, ms_per_shower and std (wall ms)."""
+    energies, conditions = fake_inputs(model.dataset.name, BATCH, 3)
+    t = time_batch(model, energies, conditions, BATCH, "cpu",
+                   TimingOptions(warmup=1, repeats=repeat, budget_s=math.inf))
     return {"model": model.name, "dataset": model.dataset.name, "preset": model.preset,
             "parameters": model.parameter_count(), "batch": BATCH, "threads": torch.get_num_threads(),
-            "ms_per_shower": 1000.0 * best / BATCH}
+            "ms_per_shower": t["ms_per_shower"], "std": t["std"], "repeats": t["repeats"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,13 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     for directory in args.model_dir:
         info = json.loads((Path(directory) / "config.json").read_text())
         model = MODELS[info["model"]].load(directory)
-        results.append(time_model(model, info["dataset"], args.repeat))
+        results.append(timed(model, args.repeat))
         print(results[-1], flush=True)
     for case in ([] if args.model_dir and not args.case else (args.case or DEFAULT_CASES)):
         model_name, name = case.split(":")
         model = MODELS[model_name](name, args.preset, seed=0)
         warm_fit(model, name)
-        results.append(time_model(model, name, args.repeat))
+        results.append(timed(model, args.repeat))
         print(results[-1], flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

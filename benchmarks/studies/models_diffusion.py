@@ -3,7 +3,7 @@ of seed 002 (too many hits at high energy; energy not concentrated at small radi
 
 Usage (a model saved by ``calobench run`` or by ``model.save``)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_models_diffusion.py MODEL_DIR \
+    OMP_NUM_THREADS=1 python benchmarks/studies/models_diffusion.py MODEL_DIR \
         --setting sampler=ddim,sample_steps=10 --setting sampler=ancestral,sample_steps=400 \
         [--reference FILE] [--events 1000] [--json out.json]
 

@@ -2,7 +2,7 @@
 
 Usage (a model saved by ``calobench run`` or by ``model.save``)::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_models_autoregressive.py MODEL_DIR \
+    OMP_NUM_THREADS=1 python benchmarks/studies/models_autoregressive.py MODEL_DIR \
         [--reference FILE] [--events 100] [--batch 100] [--json out.json]
 
 Samples the conditions of the last ``--events`` reference showers (the part ``calobench run``
@@ -24,12 +24,13 @@ import numpy as np
 from calobench.allocator import keep_freed_memory
 
 
-def summary(showers, layer_of) -> dict:
+def summary(showers) -> dict:
     """Cell count, E_tot / E_inc and the mean cell count per layer of a point-cloud ShowerSet."""
     cl = showers.showers
+    barrel = showers.geometry.barrel
     ratio = showers.total_energy() / showers.energies
-    layers = layer_of(cl.cells[:, 0], cl.cells[:, 1])
-    per_layer = np.bincount(layers, minlength=30) / max(1, len(showers))
+    layers = barrel.layer_of(cl.cells[:, 0], cl.cells[:, 1])
+    per_layer = np.bincount(layers, minlength=barrel.n_layers) / max(1, len(showers))
     return {"cells_mean": float(cl.counts.mean()), "cells_std": float(cl.counts.std()),
             "etot_over_einc_mean": float(ratio.mean()), "etot_over_einc_std": float(ratio.std()),
             "cells_per_layer": [round(float(x), 1) for x in per_layer]}
@@ -57,7 +58,6 @@ def main() -> None:
     t0 = time.process_time()
     gen = model.sample(ref.energies, ref.conditions, batch_size=args.batch)
     ms = 1000.0 * (time.process_time() - t0) / len(ref)
-    layer_of = model.geometry.barrel.layer_of
     tokens, energies, theta, phi = model._encode_set(ref)
     index = np.arange(min(len(ref), int(model.config["batch_size"])))
     batch = model._batch(tokens, energies, theta, phi, index)
@@ -69,7 +69,7 @@ def main() -> None:
            "threads": torch.get_num_threads(), "parameters": model.parameter_count(),
            "cpu_ms_per_shower": ms, "train_step_cpu_s": step_s, "train_step_showers": len(index),
            "hit_max_cells_fraction": float(np.mean(gen.showers.counts >= int(model.config["max_cells"]))),
-           "generated": summary(gen, layer_of), "reference": summary(ref, layer_of)}
+           "generated": summary(gen), "reference": summary(ref)}
     print(json.dumps(row, indent=1))
     if args.json:
         with open(args.json, "w") as f:

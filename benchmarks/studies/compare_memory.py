@@ -1,0 +1,128 @@
+"""Wall time and peak memory of `calobench compare` per stage on large cylindrical-dataset files.
+
+Writes two plain CaloChallenge files of the dataset's layout (incident_energies (N, 1) MeV,
+showers (N, cells) MeV; h5py, chunk by chunk, never the whole sample in memory), then runs every
+stage of compare in its own process and reports wall time and peak memory (max RSS) per stage
+and for all stages except cls-low together (the set to compare with evaluate.py's hist + fpd +
+cls-high).
+
+    nice -n 10 python benchmarks/studies/compare_memory.py                  # 100k against 100k events
+    python benchmarks/studies/compare_memory.py --events 5000 --dir /tmp/b  # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import calobench
+
+DATASET = "calochallenge-2"
+
+
+def cell_profile(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of a cylindrical geometry: (layer index (cells,), radial weight (cells,)).
+
+    Radial weight: exp(-r / (6 mm + 0.05 mm * (layer + 0.5))) at the bin's mid radius r (mm),
+    normalised to 1 over each layer's cells.
+    """
+    geometry = calobench.get_dataset(dataset).geometry
+    weights = []
+    for index, binning in enumerate(geometry.layers):
+        rad = np.exp(-binning.r_centres / (6.0 + 0.05 * (index + 0.5)))
+        rad /= rad.sum() * binning.n_alpha
+        weights.append(np.tile(rad, binning.n_alpha))  # cells: alpha outer, r inner
+    return geometry.layer_index, np.concatenate(weights)
+
+
+def write_file(path: Path, n: int, seed: int, dataset: str = DATASET, chunk: int = 2000) -> None:
+    """Electron-like showers: log-uniform over the dataset's energy range (MeV), gamma longitudinal
+    profile, exponential radial profile, Gamma-distributed cell fluctuations, the geometry's
+    readout threshold."""
+    ds = calobench.get_dataset(dataset)
+    geometry = ds.geometry
+    layer, radial = cell_profile(dataset)
+    lo_e, hi_e = ds.energy_range
+    rng = np.random.default_rng(seed)
+    t = np.arange(geometry.n_layers) + 0.5
+    tmp = path.with_name(path.name + ".partial")
+    with h5py.File(tmp, "w") as f:
+        de = f.create_dataset("incident_energies", shape=(n, 1), dtype=np.float32)
+        ds_showers = f.create_dataset("showers", shape=(n, geometry.n_cells), dtype=np.float32,
+                                      chunks=(100, geometry.n_cells))
+        for lo in range(0, n, chunk):
+            m = min(chunk, n - lo)
+            e = np.exp(rng.uniform(np.log(lo_e), np.log(hi_e), m))
+            tmax = np.log(e / 10.0)[:, None] / 2.5 + rng.normal(0, 0.3, (m, 1))
+            long = t[None, :] ** 3.0 * np.exp(-t[None, :] * 3.0 / np.maximum(tmax, 1.0))
+            long /= long.sum(axis=1, keepdims=True)
+            cells = long[:, layer] * radial[None, :]
+            x = e[:, None] * 0.95 * cells * rng.gamma(4.0, 0.25, size=(m, geometry.n_cells))
+            x[x < geometry.threshold] = 0.0
+            de[lo:lo + m, 0] = e
+            ds_showers[lo:lo + m] = x.astype(np.float32)
+    tmp.rename(path)
+
+
+STAGE_CODE = """
+import json, resource, sys, time
+import calobench
+t = time.perf_counter()
+r = calobench.compare(sys.argv[1], sys.argv[2], metrics=sys.argv[3], repeats=1, progress=False,
+                      **json.loads(sys.argv[4]))
+wall = time.perf_counter() - t
+print(json.dumps({"wall_s": wall, "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "stages": r.info["stages"], "headline": {k: r.metrics[k] for k in r.headline()}}))
+"""
+
+
+def run_stage(gen: Path, ref: Path, stages: str, options: dict) -> dict:
+    """compare(gen, ref) with ``stages`` in a child process: wall_s, peak_rss_MB, stages, headline."""
+    out = subprocess.run([sys.executable, "-c", STAGE_CODE, str(gen), str(ref), stages, json.dumps(options)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=100_000, help="events per file (default 100000)")
+    p.add_argument("--dataset", default=DATASET, help=f"a cylindrical dataset (default {DATASET})")
+    p.add_argument("--dir", default="/tmp/calobench-bench", help="where the files are written")
+    p.add_argument("--stages", default="hist,resolution,fpd,prdc,cls-high,cls-xgb,cls-low")
+    p.add_argument("--low-epochs", type=int, default=1, help="cls-low epochs (memory check; default 1)")
+    p.add_argument("--out", default=None, help="also write the figures as JSON here")
+    args = p.parse_args()
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    gen, ref = (folder / f"{kind}_{args.dataset}_{args.events}.h5" for kind in ("gen", "ref"))
+    for path, seed in ((gen, 1), (ref, 2)):
+        if not path.exists():
+            t = time.perf_counter()
+            write_file(path, args.events, seed, args.dataset)
+            print(f"wrote {path} in {time.perf_counter() - t:.0f} s", flush=True)
+    report = {"dataset": args.dataset, "events": args.events, "stages": {}}
+    for stage in args.stages.split(","):
+        options = {"cls_epochs": args.low_epochs} if stage == "cls-low" else {}
+        res = run_stage(gen, ref, stage, options)
+        report["stages"][stage] = res
+        print(f"{stage:11s} wall {res['wall_s']:8.1f} s  peak RSS {res['peak_rss_MB']:8.0f} MB  "
+              f"{json.dumps({k: round(v['seconds'], 1) for k, v in res['stages'].items()})}", flush=True)
+    together = ",".join(s for s in args.stages.split(",") if s != "cls-low")
+    res = run_stage(gen, ref, together, {})
+    report["all_but_cls_low"] = res
+    print(f"all but cls-low: wall {res['wall_s']:.1f} s, peak RSS {res['peak_rss_MB']:.0f} MB", flush=True)
+    for k, v in res["headline"].items():
+        print(f"  {k:20s} {v['value']:.5g} +- {v['std']:.3g}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
