@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import pytest
 import calobench
 from calobench.cli import main
 from calobench.baselines.parametric.mean_shower import MeanShower
-from calobench.timing import TimingOptions, available_devices, geant4_ms, time_batch, time_model
+from calobench.datasets import PDG, get_dataset
+from calobench.timing import TimingOptions, available_devices, fake_inputs, geant4_ms, time_batch, time_model
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,37 @@ def test_time_batch_counts_repeats_and_is_positive(fitted):
     # a budget of zero still gives one timed call
     out = time_batch(model, ref.energies, ref.conditions, 10, "cpu", TimingOptions(warmup=0, repeats=5, budget_s=0))
     assert out["repeats"] == 1 and out["std"] == 0.0
+
+
+class Sleeper:
+    """A stand-in generator whose sample() sleeps 20 ms: wall time, next to no CPU time."""
+
+    def sample(self, energies: np.ndarray, conditions: dict, batch_size: int) -> np.ndarray:
+        time.sleep(0.02)
+        return energies
+
+
+def test_time_batch_wall_or_process_cpu_time():
+    energies = np.full(10, 1000.0)
+    wall = time_batch(Sleeper(), energies, {}, 10, "cpu", TimingOptions(warmup=0, repeats=2))
+    cpu = time_batch(Sleeper(), energies, {}, 10, "cpu", TimingOptions(warmup=0, repeats=2, cpu_time=True))
+    assert wall["ms_per_shower"] >= 1.9  # 20 ms over 10 showers
+    assert cpu["ms_per_shower"] < 0.5 and cpu["repeats"] == 2
+
+
+def test_fake_inputs_follow_the_dataset():
+    dataset = get_dataset("bes3-11x11")
+    energies, conditions = fake_inputs("bes3-11x11", 500, seed=1)
+    low, high = dataset.energy_range
+    assert energies.shape == (500,) and low <= energies.min() and energies.max() <= high
+    assert set(conditions) == set(dataset.conditions)
+    assert set(np.unique(conditions["particle"])) <= {PDG[p] for p in dataset.particles}
+    momentum = np.sqrt(conditions["px"] ** 2 + conditions["py"] ** 2 + conditions["pz"] ** 2)
+    np.testing.assert_allclose(momentum, energies)
+    np.testing.assert_array_equal(conditions["E"], energies)
+    again, _ = fake_inputs("bes3-11x11", 500, seed=1)
+    np.testing.assert_array_equal(again, energies)
+    assert fake_inputs("calochallenge-2", 3)[1] == {}
 
 
 def test_time_model_devices_and_speedup(fitted):
