@@ -19,7 +19,8 @@ from calobench.baselines.parametric.mean_shower import MeanShower
 from calobench.models.base import Generator
 
 
-def _run(benchmark: BenchmarkFixture, model: Generator, energies: np.ndarray, conditions: dict[str, np.ndarray], rounds: int) -> None:
+def _run(benchmark: BenchmarkFixture, model: Generator, energies: np.ndarray, conditions: dict[str, np.ndarray],
+         rounds: int) -> None:
     """Time one ``sample`` call of all ``energies`` (MeV) as one batch."""
     batch = len(energies)
     result = benchmark.pedantic(model.sample, args=(energies, conditions), kwargs={"batch_size": batch},

@@ -3,8 +3,9 @@
 pyproject.toml collects ``bench_*.py`` files; the argparse measurement and ablation scripts in
 ``studies/`` are run by hand and never collected (``collect_ignore``). Each benchmark times with
 ``benchmark.pedantic``: one warm-up round where it generates, then ``rounds`` timed rounds (1 with
-CALOBENCH_BENCH_LIGHT=1, as scripts/test.sh and CI run them; else 5). Every benchmark's extra_info records torch's thread
-count and the machine's load average when it started (see --benchmark-json).
+CALOBENCH_BENCH_LIGHT=1, as scripts/test.sh and CI run them; else 5). Every benchmark's
+extra_info records torch's thread count and the machine's load average when it started (see
+--benchmark-json).
 """
 
 from __future__ import annotations
