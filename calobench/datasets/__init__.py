@@ -21,8 +21,8 @@ from calobench.datasets.registry import (
     register,
     unregister,
 )
-from calobench.datasets import stcf, bes3, darkshine, cepc, calochallenge  # noqa: E402,F401 - registers them, in this order
-from calobench.datasets.reference_timing import geant4_ms_per_event  # noqa: E402
+from calobench.datasets import stcf, bes3, darkshine, cepc, calochallenge  # noqa: F401 - each registers its datasets, in this order
+from calobench.datasets.reference_timing import geant4_ms_per_event
 
 __all__ = [
     "Dataset", "PDG", "dataset_names", "geant4_ms_per_event", "geometry_names", "get_dataset", "get_geometry",

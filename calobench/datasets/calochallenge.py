@@ -83,6 +83,7 @@ DATASET_2 = register(Dataset(
     seed_document="002",
     simulation_energy_range=(1000.0, 64000.0),
     geant4=PAR04,
+    small_reference=True,  # 1000 showers of 6480 cells
     challenge_key="ds2",
 ))
 DATASET_3 = register(Dataset(
@@ -95,5 +96,6 @@ DATASET_3 = register(Dataset(
     seed_document="002",
     simulation_energy_range=(1000.0, 64000.0),
     geant4=PAR04,
+    small_reference=True,  # 600 showers of 40500 cells
     challenge_key="ds3",
 ))

@@ -61,6 +61,8 @@ class Dataset:
     and angles); impact: the law of that axis (see shower_axis).
     momentum_conditions, position_conditions: the conditions giving the incoming particle's
     momentum (magnitude, components or direction) and its impact position.
+    small_reference: the embedded reference holds few showers for its number of cells (a Geant4
+    stand-in too slow to make large), so models regularise more in their quick presets.
     challenge_key: the dataset's name in the CaloChallenge 2022 published results ("" if none).
     """
 
@@ -80,6 +82,7 @@ class Dataset:
     impact: ImpactLaw | None = None
     momentum_conditions: tuple[str, ...] = ()
     position_conditions: tuple[str, ...] = ()
+    small_reference: bool = False
     challenge_key: str = ""
 
     def __post_init__(self) -> None:
