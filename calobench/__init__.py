@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calobench.datasets import Dataset, dataset_names, get_dataset, load_reference
+from calobench.datasets import (Dataset, dataset_names, geometry_names, get_dataset, get_geometry, load_reference,
+                                open_showers)
 from calobench.errors import CalobenchError
-from calobench.data.geometry import Geometry, get_geometry, geometry_names
-from calobench.data.showerfile import ShowerFileWriter, open_showers, save
+from calobench.data.geometry import Geometry
+from calobench.data.showerfile import ShowerFileWriter, save
 from calobench.data.showerset import CellList, ShowerSet
 
 __version__ = "0.1.0"

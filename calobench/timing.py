@@ -77,12 +77,10 @@ def device_name(device: str) -> str:
 
 def geant4_ms(dataset: str) -> float | None:
     """The dataset's Geant4 ms per event (mean over its reference), or None when unknown."""
+    from calobench.datasets import geant4_ms_per_event
+
     try:
-        from calobench.simulation import reference_timing
-    except ImportError:
-        return None
-    try:
-        value = reference_timing.geant4_ms_per_event(dataset)
+        value = geant4_ms_per_event(dataset)
     except Exception:  # noqa: BLE001 - missing or unreadable timing table: no speed-up
         return None
     return None if value is None else float(value)

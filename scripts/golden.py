@@ -48,10 +48,11 @@ def model_case(model: str) -> dict:
     from calobench.runner import RunOptions, run_benchmark
 
     cls = get_model(model)
+    dataset = cls.supported_datasets()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        outcome = run_benchmark(RunOptions(model=model, dataset=cls.datasets[0], preset="tiny", out=Path(tmp) / "run",
+        outcome = run_benchmark(RunOptions(model=model, dataset=dataset, preset="tiny", out=Path(tmp) / "run",
                                            leaderboard_dir=None, progress=False, timing=False, device="cpu"))
-    return {"dataset": cls.datasets[0], "metrics": outcome.result.metrics}
+    return {"dataset": dataset, "metrics": outcome.result.metrics}
 
 
 def cases() -> dict[str, callable]:

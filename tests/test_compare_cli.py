@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from calobench.cli import main
-from calobench.data.geometry import get_geometry, geometry_names
+from calobench.datasets import geometry_names, get_geometry
 from calobench.data.showerfile import save
 from calobench.data.showerset import CellList, ShowerSet
 

@@ -5,7 +5,7 @@ import pytest
 
 from calobench import CalobenchError, get_geometry, geometry_names
 from calobench.data.geometry import read_binning
-from calobench.data.geometry.cylindrical import binning_file
+from calobench.datasets.calochallenge import binning_file
 
 
 @pytest.mark.parametrize("name, cells, layers", [

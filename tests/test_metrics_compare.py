@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from calobench.data.geometry import get_geometry
+from calobench.datasets import get_geometry
 from calobench.metrics import FeatureExtractor, compare
 from calobench.metrics.classifier import ClassifierOptions, Source, dnn_test
 from calobench.data.showerfile import save

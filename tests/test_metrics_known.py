@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calobench.data.geometry import get_geometry, read_binning
-from calobench.data.geometry.cylindrical import binning_file
+from calobench.data.geometry import read_binning
+from calobench.datasets import get_geometry
+from calobench.datasets.calochallenge import binning_file
 from calobench.metrics.distances import chi2_ndf, jensen_shannon, separation_power, wasserstein1
 from calobench.metrics.features import FeatureExtractor
 from calobench.metrics.histogram import HistogramState, poisson_weights

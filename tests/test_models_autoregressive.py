@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from calobench.errors import CalobenchError
-from calobench.data.geometry import get_geometry
+from calobench.datasets import get_geometry
 from calobench.baselines.autoregressive.cell_tokens import decode, encode, fit_frame, nominal_frame
 from calobench.baselines.autoregressive.cell_transformer import CellTransformer
 from calobench.data.showerset import CellList, ShowerSet

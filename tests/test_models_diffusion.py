@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from calobench.errors import CalobenchError
-from calobench.data.geometry import get_geometry
+from calobench.datasets import get_geometry
 from calobench.models.base import load_checkpoint
 from calobench.baselines.diffusion.ddpm_unet import DDPMUNet, decode_maps, encode_maps
 from calobench.baselines.diffusion.score_sde import ScoreSDE

@@ -26,7 +26,7 @@ from calobench.timing import TimingOptions
 def _model_dataset_pairs() -> list[tuple[str, str]]:
     pairs = []
     for name, cls in sorted(registry.discover(warn=False)[0].items()):
-        dataset = next((d for d in cls.datasets if calobench.get_dataset(d).has_embedded), None)
+        dataset = next((d for d in cls.supported_datasets() if calobench.get_dataset(d).has_embedded), None)
         if dataset is not None:
             pairs.append((name, dataset))
     return pairs

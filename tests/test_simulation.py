@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 import calobench
-from calobench.datasets import get_dataset
+from calobench.datasets import geant4_ms_per_event, get_dataset, get_geometry
 from calobench.errors import CalobenchError
-from calobench.data.geometry import barrel_pointcloud as cepc_barrel
-from calobench.simulation import g4env, geant4_ms_per_event, runner
-from calobench.simulation.setups import SETUPS, Primaries
+from calobench.simulation import g4env, runner
+from calobench.simulation.setups import Primaries, make_setup
 
 HAS_G4 = importlib.util.find_spec("geant4_pybind") is not None
 needs_g4 = pytest.mark.skipif(not HAS_G4, reason="geant4_pybind not installed (pip install calobench[geant4])")
@@ -27,7 +26,7 @@ EMBEDDED = ["stcf11x11", "bes3-11x11", "darkshine", "cepc", "calochallenge-2", "
 
 def _axis_photons(dataset: str, n: int, energy: float, pdg: int = 22) -> Primaries:
     """n particles along the grid axis through the middle of the hit cell."""
-    setup = SETUPS[dataset]()
+    setup = make_setup(get_dataset(dataset))
     if dataset == "darkshine":
         return setup.sample(np.random.default_rng(0), np.full(n, pdg), np.full(n, energy))
     position = np.tile([0.0, 0.0, -1.0], (n, 1))
@@ -55,7 +54,7 @@ def test_darkshine_longitudinal_maximum_of_4gev_electrons():
 
 @needs_g4
 def test_cepc_cell_counts_and_barycenter_radius():
-    setup = SETUPS["cepc"]()
+    setup = make_setup(get_dataset("cepc"))
     prim = setup.sample(np.random.default_rng(5), np.full(4, 22), np.full(4, 40000.0))
     cells, _ = runner.simulate_primaries("cepc", prim, seed=5)
     counts = cells.counts
@@ -70,7 +69,7 @@ def test_cepc_cell_counts_and_barycenter_radius():
     dphi = (phi - prim.conditions["phi"] + 180.0) % 360.0 - 180.0
     assert np.all(np.abs(dphi) < 1.0)
     # cells sit on the layer radii
-    radii = np.asarray(cepc_barrel.layer_radii())
+    radii = np.asarray(get_geometry("cepc").barrel.layer_radii)
     assert np.allclose(radii[np.argmin(np.abs(r[:, None] - radii[None, :]), axis=1)], r, atol=0.01)
 
 

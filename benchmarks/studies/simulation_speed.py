@@ -10,7 +10,7 @@ Target: GFlash at least 1000x faster than Geant4.
 
 A second ratio covers the dataset's whole energy range: GFlash on the embedded sample's own
 energies and conditions against the mean Geant4 CPU time per event stored with that sample
-(calobench.simulation.reference_timing, measured when the sample was simulated).
+(calobench.datasets.reference_timing, measured when the sample was simulated).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import numpy as np
 
 import calobench
 from calobench.baselines.parametric.gflash import GFlash
+from calobench.datasets import PDG, geant4_ms_per_event, get_dataset
 from calobench.simulation import runner
-from calobench.simulation.reference_timing import geant4_ms_per_event
-from calobench.simulation.setups import SETUPS
+from calobench.simulation.setups import make_setup
 from calobench.timing import TimingOptions, time_batch
 
 EVENTS = {"stcf11x11": 200, "bes3-11x11": 200, "darkshine": 60, "cepc": 4, "calochallenge-2": 6,
@@ -48,8 +48,8 @@ def gflash_showers_per_s(model: GFlash, energies: np.ndarray, conditions: dict[s
 def bench(name: str, events: int | None, preset: str) -> dict:
     n = events or EVENTS[name]
     energy = ENERGY[name]
-    setup = SETUPS[name]()
-    particle = calobench.datasets.PDG[setup.default_particles[0]]
+    setup = make_setup(get_dataset(name))
+    particle = PDG[get_dataset(name).particles[0]]
     prim = setup.sample(np.random.default_rng(0), np.full(n, particle), np.full(n, energy))
     _, ms = runner.simulate_primaries(name, prim, seed=11)
     g4_rate = 1000.0 / ms.mean()

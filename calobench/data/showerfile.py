@@ -16,28 +16,23 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from calobench.errors import CalobenchError
-from calobench.data.geometry import Geometry, get_geometry, geometry_names
+from calobench.data.geometry import Geometry
 from calobench.data.showerset import CellList, ShowerSet
+from calobench.data.validation import check_conditions, check_energies
 
 FORMAT_VERSION = "1.0"
 ENERGY_KEY = "incident_energies"
 DENSE_KEY = "showers"
 CONDITIONS_KEY = "conditions"
-
-
-def _voxel_count_index() -> dict[int, list[str]]:
-    index: dict[int, list[str]] = {}
-    for name in geometry_names():
-        geometry = get_geometry(name)
-        if geometry.is_voxel:
-            index.setdefault(geometry.n_cells, []).append(name)
-    return index
+#: The three ways a file stores its showers.
+DENSE, SPARSE, POINTCLOUD_LAYOUT = "dense", "sparse", "pointcloud"
 
 
 def _attr_str(value) -> str:
@@ -46,30 +41,81 @@ def _attr_str(value) -> str:
     return str(value)
 
 
-class ShowerFileReader:
-    """An opened, validated shower file. Metadata is read at once; showers on demand.
+def _open(path: Path) -> h5py.File:
+    """The file opened for reading; a one-line CalobenchError when it is missing or not HDF5."""
+    if not path.exists():
+        raise CalobenchError(f"{path}: no such file")
+    if path.is_dir():
+        raise CalobenchError(f"{path}: is a folder, expected an HDF5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        reason = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
+        raise CalobenchError(f"{path}: not a readable HDF5 file ({reason.strip()})") from None
 
-    dataset: a registered dataset name to check the file against (its geometry);
-    without it the geometry is the one the file declares, else inferred from the cell count.
+
+def _fail(path: Path, key: str, problem: str) -> CalobenchError:
+    return CalobenchError(f"{path}: key '{key}': {problem}")
+
+
+def _layout(path: Path, f: h5py.File) -> str:
+    """How the file stores its showers: dense, sparse or pointcloud."""
+    if DENSE_KEY in f:
+        return DENSE
+    if "voxel_index" in f:
+        return SPARSE
+    if "cells" in f:
+        return POINTCLOUD_LAYOUT
+    raise _fail(path, DENSE_KEY, f"missing (file holds: {', '.join(sorted(f.keys())) or 'nothing'})")
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What a shower file says about itself, read before its geometry is known.
+
+    attrs: root attributes as strings (``geometry`` and ``dataset`` name the readout when present);
+    layout: ``dense``, ``sparse`` or ``pointcloud``; n_cells: cells per shower of a dense file
+    (None for the other layouts or a malformed ``showers`` key).
     """
 
-    def __init__(self, path: str | Path, dataset: str | None = None) -> None:
+    path: Path
+    attrs: dict[str, str]
+    layout: str
+    n_cells: int | None
+
+
+def read_header(path: str | Path) -> FileHeader:
+    """The attributes and layout of a shower file (nothing is validated beyond that)."""
+    path = Path(path)
+    with _open(path) as f:
+        attrs = {k: _attr_str(v) for k, v in f.attrs.items()}
+        layout = _layout(path, f)
+        node = f[DENSE_KEY] if layout == DENSE else None
+        n_cells = int(node.shape[1]) if isinstance(node, h5py.Dataset) and node.ndim == 2 else None
+    return FileHeader(path, attrs, layout, n_cells)
+
+
+class ShowerFileReader:
+    """An opened, validated shower file of a known geometry. Metadata is read at once; showers on demand.
+
+    geometry: the readout the file is checked against (the caller resolves it, see
+    calobench.datasets.open_dataset_file); dataset: the dataset name the ShowerSet carries
+    (default: the geometry's name); geometry_source: how the geometry was found
+    (``given``, ``declared`` or ``inferred``), for reports.
+    """
+
+    def __init__(self, path: str | Path, geometry: Geometry, dataset: str = "",
+                 geometry_source: str = "given") -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise CalobenchError(f"{self.path}: no such file")
-        if self.path.is_dir():
-            raise CalobenchError(f"{self.path}: is a folder, expected an HDF5 file")
-        try:
-            handle = h5py.File(self.path, "r")
-        except OSError as exc:
-            reason = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
-            raise CalobenchError(f"{self.path}: not a readable HDF5 file ({reason.strip()})") from None
-        with handle as f:
-            self._read_metadata(f, dataset)
+        self.geometry = geometry
+        self.dataset = dataset or geometry.name
+        self.geometry_source = geometry_source
+        with _open(self.path) as f:
+            self._read_metadata(f)
 
     # ---- metadata and validation ---------------------------------------------------
     def _fail(self, key: str, problem: str) -> CalobenchError:
-        return CalobenchError(f"{self.path}: key '{key}': {problem}")
+        return _fail(self.path, key, problem)
 
     def _dataset(self, f: h5py.File, key: str) -> h5py.Dataset:
         if key not in f:
@@ -81,9 +127,7 @@ class ShowerFileReader:
             raise self._fail(key, f"expected a numeric dtype, found {node.dtype}")
         return node
 
-    def _read_metadata(self, f: h5py.File, dataset: str | None) -> None:
-        from calobench.datasets import get_dataset
-
+    def _read_metadata(self, f: h5py.File) -> None:
         attrs = {k: _attr_str(v) for k, v in f.attrs.items()}
         self.attrs = attrs
         self.format_version = attrs.get("calobench_format_version", "")
@@ -100,57 +144,18 @@ class ShowerFileReader:
             values = energies[()].reshape(-1)
         except OSError as exc:
             raise self._fail(ENERGY_KEY, f"unreadable data, file truncated or corrupt ({exc})") from None
-        n = len(values)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            raise self._fail(ENERGY_KEY, f"expected finite values, found {values[bad[0]]} at event {bad[0]}")
-        bad = np.flatnonzero(values <= 0)
-        if len(bad):
-            raise self._fail(ENERGY_KEY, f"expected positive energies in MeV, found {values[bad[0]]} at event {bad[0]}")
-        self.energies = values
-        self.n_events = n
+        check_energies(values, f"{self.path}: key '{ENERGY_KEY}'")
+        self.energies = values  # the file's own dtype (float32 in challenge files) is kept
+        n = self.n_events = len(values)
 
-        # the layout
-        if DENSE_KEY in f:
-            self.layout = "dense"
-        elif "voxel_index" in f:
-            self.layout = "sparse"
-        elif "cells" in f:
-            self.layout = "pointcloud"
-        else:
-            raise self._fail(DENSE_KEY, f"missing (file holds: {', '.join(sorted(f.keys()))})")
-
-        # the geometry: asked for, declared, or inferred
-        declared = attrs.get("geometry", "")
-        if dataset is not None:
-            self.dataset = get_dataset(dataset).name
-            geometry = get_dataset(dataset).geometry
-            if declared and declared != geometry.name:
-                raise CalobenchError(
-                    f"{self.path}: attribute 'geometry': expected {geometry.name} for dataset {dataset}, "
-                    f"found {declared}")
-            self.geometry_source = "given"
-        elif declared:
-            try:
-                geometry = get_geometry(declared)
-            except CalobenchError:
-                raise CalobenchError(
-                    f"{self.path}: attribute 'geometry': unknown geometry {declared!r}; valid: "
-                    f"{', '.join(geometry_names())}") from None
-            self.dataset = attrs.get("dataset", declared)
-            self.geometry_source = "declared"
-        else:
-            geometry = self._infer_geometry(f)
-            self.dataset = geometry.name
-            self.geometry_source = "inferred"
-        self.geometry: Geometry = geometry
-
-        if self.layout == "pointcloud" and geometry.is_voxel:
+        self.layout = _layout(self.path, f)
+        geometry = self.geometry
+        if self.layout == POINTCLOUD_LAYOUT and geometry.is_voxel:
             raise self._fail("cells", f"point-cloud layout given for voxel geometry {geometry.name}")
-        if self.layout != "pointcloud" and not geometry.is_voxel:
+        if self.layout != POINTCLOUD_LAYOUT and not geometry.is_voxel:
             raise self._fail("cells", f"missing: geometry {geometry.name} is a point cloud")
 
-        if self.layout == "dense":
+        if self.layout == DENSE:
             showers = self._dataset(f, DENSE_KEY)
             if showers.ndim != 2 or showers.shape[1] != geometry.n_cells:
                 raise self._fail(DENSE_KEY, f"expected shape (N, {geometry.n_cells}) for {geometry.name}, "
@@ -158,15 +163,15 @@ class ShowerFileReader:
             if showers.shape[0] != n:
                 raise self._fail(DENSE_KEY, f"expected {n} events (as in '{ENERGY_KEY}'), found {showers.shape[0]}")
         else:
-            value_key = "voxel_energy" if self.layout == "sparse" else "cells"
+            value_key = "voxel_energy" if self.layout == SPARSE else "cells"
             offsets = self._dataset(f, "offsets")
             if offsets.shape != (n + 1,):
                 raise self._fail("offsets", f"expected shape ({n + 1},) for {n} events, found {offsets.shape}")
             self.offsets = offsets[()].astype(np.int64)
             values = self._dataset(f, value_key)
-            if self.layout == "pointcloud" and (values.ndim != 2 or values.shape[1] != 4):
+            if self.layout == POINTCLOUD_LAYOUT and (values.ndim != 2 or values.shape[1] != 4):
                 raise self._fail("cells", f"expected shape (M, 4) rows x, y, z, E, found {values.shape}")
-            if self.layout == "sparse":
+            if self.layout == SPARSE:
                 index = self._dataset(f, "voxel_index")
                 if index.shape != values.shape:
                     raise self._fail("voxel_index", f"expected shape {values.shape} like 'voxel_energy', "
@@ -185,41 +190,22 @@ class ShowerFileReader:
                 raise self._fail(CONDITIONS_KEY, f"attribute 'names' lists {len(names)} names for "
                                                  f"{node.shape[1]} columns")
             matrix = node[()]
-            if not np.all(np.isfinite(matrix)):
-                raise self._fail(CONDITIONS_KEY, "expected finite values, found NaN or inf")
             self.condition_names = names
-            self.conditions = {name: matrix[:, i] for i, name in enumerate(names)}
-
-    def _infer_geometry(self, f: h5py.File) -> Geometry:
-        if self.layout == "pointcloud":
-            raise self._fail("cells", "point-cloud file declares no geometry: pass a dataset name")
-        if self.layout == "dense":
-            shape = f[DENSE_KEY].shape
-            n_cells = shape[1] if len(shape) == 2 else -1
-        else:
-            raise CalobenchError(f"{self.path}: attribute 'geometry': sparse file declares no geometry; "
-                                 f"pass a dataset name")
-        candidates = _voxel_count_index().get(n_cells, [])
-        if len(candidates) == 1:
-            return get_geometry(candidates[0])
-        if not candidates:
-            known = ", ".join(f"{k} ({'/'.join(v)})" for k, v in sorted(_voxel_count_index().items()))
-            raise self._fail(DENSE_KEY, f"{n_cells} cells per shower match no geometry; known: {known}")
-        raise self._fail(DENSE_KEY, f"{n_cells} cells per shower fit {' and '.join(candidates)}: "
-                                    f"pass the dataset name to choose")
+            self.conditions = check_conditions({name: matrix[:, i] for i, name in enumerate(names)}, n,
+                                               f"{self.path}: key '{CONDITIONS_KEY}'")
 
     # ---- data ----------------------------------------------------------------------
     def read_showers(self, start: int, stop: int) -> np.ndarray | CellList:
         """Showers of events start..stop-1: (n, cells) float32 or a CellList. Checks values are finite."""
         try:
             with h5py.File(self.path, "r") as f:
-                if self.layout == "dense":
+                if self.layout == DENSE:
                     out = np.asarray(f[DENSE_KEY][start:stop], dtype=np.float32)
                     key = DENSE_KEY
                 else:
                     lo, hi = int(self.offsets[start]), int(self.offsets[stop])
                     offsets = self.offsets[start:stop + 1] - lo
-                    if self.layout == "sparse":
+                    if self.layout == SPARSE:
                         key = "voxel_energy"
                         index = f["voxel_index"][lo:hi].astype(np.int64)
                         energy = np.asarray(f["voxel_energy"][lo:hi], dtype=np.float32)
@@ -245,11 +231,6 @@ class ShowerFileReader:
         """A file-backed ShowerSet (showers read lazily)."""
         return ShowerSet(self.geometry, self.energies, None, self.conditions, self.particle,
                          self.provenance, self.dataset, source=self)
-
-
-def open_showers(path: str | Path, dataset: str | None = None) -> ShowerSet:
-    """Open and validate a shower file; the showers are read when first used."""
-    return ShowerFileReader(path, dataset).showerset()
 
 
 class ShowerFileWriter:

@@ -10,15 +10,13 @@ without loading the whole file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
 import numpy as np
 
 from calobench.errors import CalobenchError
 from calobench.data.geometry import Geometry
-
-if TYPE_CHECKING:  # pragma: no cover
-    from calobench.data.showerfile import ShowerFileReader
+from calobench.data.validation import check_conditions, check_voxel_showers
 
 
 @dataclass(frozen=True)
@@ -86,6 +84,13 @@ class CellList:
         return CellList(cells.reshape(-1, 4), offsets)
 
 
+class ShowerSource(Protocol):
+    """Where a file-backed ShowerSet reads its showers from (a ShowerFileReader)."""
+
+    def read_showers(self, start: int, stop: int) -> "np.ndarray | CellList":
+        """Showers of events start..stop-1: (n, cells) float32 or a CellList."""
+
+
 @dataclass(eq=False)
 class ShowerSet:
     """One sample of showers.
@@ -103,7 +108,7 @@ class ShowerSet:
     particle: str = ""
     provenance: dict = field(default_factory=dict)
     dataset: str = ""
-    source: "ShowerFileReader | None" = field(default=None, repr=False)
+    source: ShowerSource | None = field(default=None, repr=False)
 
     def __init__(
         self,
@@ -114,11 +119,11 @@ class ShowerSet:
         particle: str = "",
         provenance: dict | None = None,
         dataset: str = "",
-        source: "ShowerFileReader | None" = None,
+        source: ShowerSource | None = None,
     ) -> None:
         self.geometry = geometry
         self.energies = np.asarray(energies).reshape(-1)
-        self.conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
+        self.conditions = check_conditions(conditions, len(self.energies), self._what())
         self.particle = particle
         self.provenance = dict(provenance or {})
         self.dataset = dataset or geometry.name
@@ -128,23 +133,19 @@ class ShowerSet:
             self._showers = self._checked(showers)
         elif source is None:
             raise ValueError("a ShowerSet needs showers or a file to read them from")
-        for name, values in self.conditions.items():
-            if len(values) != len(self.energies):
-                raise ValueError(f"condition {name!r} has {len(values)} values for {len(self.energies)} events")
+
+    def _what(self) -> str:
+        return f"showers of {self.geometry.name}"
 
     def _checked(self, showers):
         n = len(self.energies)
         if self.geometry.is_voxel:
-            showers = np.asarray(showers, dtype=np.float32)
-            if showers.ndim != 2 or showers.shape != (n, self.geometry.n_cells):
-                raise ValueError(
-                    f"showers for {self.geometry.name} must have shape ({n}, {self.geometry.n_cells}), "
-                    f"found {showers.shape}")
-        else:
-            if not isinstance(showers, CellList):
-                raise ValueError(f"showers for point-cloud geometry {self.geometry.name} must be a CellList")
-            if len(showers) != n:
-                raise ValueError(f"CellList holds {len(showers)} showers for {n} energies")
+            return check_voxel_showers(showers, n, self.geometry.n_cells, self._what())
+        if not isinstance(showers, CellList):
+            raise CalobenchError(f"{self._what()}: a point-cloud geometry needs a CellList, "
+                                 f"found {type(showers).__name__}")
+        if len(showers) != n:
+            raise CalobenchError(f"{self._what()}: the CellList holds {len(showers)} showers for {n} energies")
         return showers
 
     # ---- access ------------------------------------------------------------------

@@ -10,13 +10,8 @@ from __future__ import annotations
 import csv
 from importlib import resources
 
-# calobench dataset -> name of the dataset in the challenge's result files
-CHALLENGE_DATASETS = {
-    "calochallenge-1-photons": "ds1_photons",
-    "calochallenge-1-pions": "ds1_pions",
-    "calochallenge-2": "ds2",
-    "calochallenge-3": "ds3",
-}
+from calobench.datasets import get_dataset
+
 SOURCE = "CaloChallenge 2022 published results (calobench/leaderboard/data/SOURCE.md)"
 
 
@@ -30,8 +25,8 @@ def published_rows(dataset: str) -> list[dict]:
     Each row: model, parameters, metrics name -> {value, std} (fpd and kpd converted from
     the published x1e3 units to plain units), timing ms per shower {cpu, gpu} x {1, 100, 10000}.
     """
-    key = CHALLENGE_DATASETS.get(dataset)
-    if key is None:
+    key = get_dataset(dataset).challenge_key  # the dataset's name in the challenge's result files
+    if not key:
         return []
     text = (resources.files("calobench.leaderboard") / "data" / "calochallenge_2022.csv").read_text()
     rows = []

@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from calobench.datasets import Dataset, get_dataset
+from calobench.datasets import Dataset, dataset_names, get_dataset
 from calobench.errors import CalobenchError
 from calobench.data.showerset import ShowerSet
 
@@ -34,7 +34,8 @@ class Generator(ABC):
       name: registry name, e.g. ``"dcgan"``.
       family: one of FAMILIES.
       seed_document: the seed it comes from (``"001"``) or ``""``.
-      datasets: names of the datasets it supports.
+      datasets: names of the datasets it supports (or override ``supports`` to answer from
+        the dataset itself, e.g. every voxel geometry).
       presets: preset name -> config dict; ``tiny`` (tests, seconds), ``quick`` (minutes on a
         laptop CPU) and ``full`` (GPU) at least.
     """
@@ -50,13 +51,13 @@ class Generator(ABC):
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
                  **overrides: Any) -> None:
-        if dataset not in self.datasets:
-            raise CalobenchError(
-                f"model {self.name} does not support dataset {dataset!r}; it supports: {', '.join(self.datasets)}")
+        self.dataset: Dataset = get_dataset(dataset)
+        if not self.supports(self.dataset):
+            raise CalobenchError(f"model {self.name} does not support dataset {dataset!r}; it supports: "
+                                 f"{', '.join(self.supported_datasets())}")
         if preset not in self.presets:
             raise CalobenchError(
                 f"model {self.name}: unknown preset {preset!r}; valid presets: {', '.join(self.presets)}")
-        self.dataset: Dataset = get_dataset(dataset)
         self.preset = preset
         self.seed = int(seed)
         self.device = device
@@ -64,6 +65,20 @@ class Generator(ABC):
         #: Optional callable(epoch, history) run by ``on_epoch_end``; the runner uses it for
         #: progress, tests use it to interrupt training. Never saved.
         self.epoch_callback: Callable[[int, dict], None] | None = None
+
+    @classmethod
+    def supports(cls, dataset: Dataset) -> bool:
+        """Whether the model can be built for ``dataset`` (default: its name is in ``datasets``)."""
+        return dataset.name in cls.datasets
+
+    @classmethod
+    def supported_datasets(cls) -> tuple[str, ...]:
+        """Names of the registered datasets the model supports: the declared ``datasets`` in their
+        order, then the other registered datasets ``supports`` accepts, in registry order."""
+        registered = dataset_names()
+        declared = [name for name in cls.datasets if name in registered]
+        return tuple(declared + [name for name in registered
+                                 if name not in declared and cls.supports(get_dataset(name))])
 
     # ---- the plugin contract ---------------------------------------------------------
     @abstractmethod

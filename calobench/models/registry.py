@@ -43,8 +43,8 @@ def _check_class(name: str, obj: object) -> str | None:
         return f"class attribute name is {obj.name!r}, the entry point says {name!r}"
     if obj.family not in FAMILIES:
         return f"family {obj.family!r} is not one of {', '.join(FAMILIES)}"
-    if not obj.datasets:
-        return "declares no supported datasets"
+    if not obj.supported_datasets():
+        return "supports no registered dataset"
     missing = [p for p in ("tiny", "quick", "full") if p not in obj.presets]
     if missing:
         return f"missing presets: {', '.join(missing)}"
@@ -103,16 +103,16 @@ def get_model(name: str) -> type[Generator]:
 def check_supported(model: str, dataset: str) -> type[Generator]:
     """The model class after checking both names and that the model supports the dataset."""
     cls = get_model(model)
-    get_dataset(dataset)
-    if dataset not in cls.datasets:
-        raise CalobenchError(
-            f"model {model} does not support dataset {dataset!r}; it supports: {', '.join(cls.datasets)}")
+    if not cls.supports(get_dataset(dataset)):
+        raise CalobenchError(f"model {model} does not support dataset {dataset!r}; it supports: "
+                             f"{', '.join(cls.supported_datasets())}")
     return cls
 
 
 def models_for_dataset(dataset: str) -> list[str]:
     """Names of the models that support ``dataset``."""
-    return [n for n, c in sorted(discover()[0].items()) if dataset in c.datasets]
+    info = get_dataset(dataset)
+    return [n for n, c in sorted(discover()[0].items()) if c.supports(info)]
 
 
 __all__ = ["GROUP", "PluginProblem", "check_supported", "discover", "get_model", "model_names",

@@ -35,7 +35,7 @@ def _chosen_features(names: list[str]) -> list[str]:
 
 def write_report(result, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` (folder created if its parent exists); returns its path."""
-    from calobench.data.geometry import get_geometry
+    from calobench.datasets import get_geometry
     from calobench.report import plots
 
     out_dir = Path(out_dir)

@@ -1,12 +1,11 @@
-"""Simulation: real Geant4 reference samples (``calobench simulate``) and GFlash.
+"""Simulation: real Geant4 reference samples (``calobench simulate``).
 
-Geant4 needs the optional extra ``calobench[geant4]`` (geant4-pybind 0.1.3); nothing here
-imports it until a simulation starts.
+The set-ups are generic builders (setups.py); each dataset's numbers and materials come from
+its module in calobench.datasets. Geant4 needs the optional extra ``calobench[geant4]``
+(geant4-pybind 0.1.3); nothing here imports it until a simulation starts.
 """
 
-from calobench.simulation.reference_timing import geant4_ms_per_event
-
-__all__ = ["geant4_ms_per_event", "simulate"]
+__all__ = ["simulate"]
 
 
 def simulate(*args, **kwargs):

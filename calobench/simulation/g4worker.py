@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from calobench.simulation.g4env import import_geant4, make_physics_list
-from calobench.simulation.setups import G4NAME, SETUPS, Primaries
+from calobench.datasets import get_dataset
+from calobench.simulation.setups import G4NAME, Primaries, make_setup
 
 _STATE: dict = {}
 
@@ -26,7 +27,7 @@ def init_worker(dataset: str, physics: str, cut_mm: float) -> None:
             raise RuntimeError("one Geant4 application per process")
         return
     g4, _ = import_geant4()
-    setup = SETUPS[dataset]()
+    setup = make_setup(get_dataset(dataset))
     state = _STATE
     state.update(dataset=dataset, setup=setup, g4=g4, primaries=None, cursor=0)
 

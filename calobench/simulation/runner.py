@@ -27,7 +27,7 @@ from calobench.errors import CalobenchError
 from calobench.data.showerfile import ShowerFileWriter
 from calobench.data.showerset import ShowerSet
 from calobench.simulation.g4env import NODATA_LIST, check_nodata_symbols, geant4_version, import_geant4, setup_env
-from calobench.simulation.setups import SETUPS, Primaries
+from calobench.simulation.setups import Primaries, make_setup, setup_names
 
 TIMING_BINS = 8
 
@@ -56,15 +56,18 @@ def parse_energy(text: str) -> tuple[str, list[float]]:
     return "list", [number(t) for t in text.split(",")]
 
 
-DEFAULT_ENERGY = {"stcf11x11": "50:2000", "bes3-11x11": "50:3000", "darkshine": "500:8000",
-                  "cepc": "30000:50000", "calochallenge-2": "1000:64000", "calochallenge-3": "1000:64000"}
+def default_energy(dataset: str) -> str:
+    """The dataset's default --energy range, 'LOW:HIGH' in MeV."""
+    ds = get_dataset(dataset)
+    low, high = ds.simulation_energy_range or ds.energy_range
+    return f"{low:g}:{high:g}"
 
 
 def sample_chunk(dataset: str, seed: int, chunk: int, size: int, particles: list[str],
                  energy_mode: str, energy_values: list[float]) -> Primaries:
     """The primaries of one chunk (deterministic in seed and chunk number)."""
     rng = np.random.default_rng([seed, chunk])
-    setup = SETUPS[dataset]()
+    setup = make_setup(get_dataset(dataset))
     pdg = np.array([PDG[p] for p in particles])[rng.integers(0, len(particles), size)]
     if energy_mode == "list":
         energy = np.asarray(energy_values)[rng.integers(0, len(energy_values), size)]
@@ -122,9 +125,9 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
     particles: names (default: the dataset's); energy: '50:2000' / '1000,2000' MeV (default:
     the dataset's range). Returns the output path.
     """
-    if dataset not in SETUPS:
+    if dataset not in setup_names():
         raise CalobenchError(f"--dataset: no Geant4 set-up for {dataset!r}; simulate supports: "
-                             f"{', '.join(SETUPS)}")
+                             f"{', '.join(setup_names())}")
     if n < 1:
         raise CalobenchError(f"-n: expected at least 1 event, found {n}")
     if workers < 1:
@@ -135,7 +138,7 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
     if bad:
         raise CalobenchError(f"--particle: {bad[0]!r} is not simulated for {dataset}; choose from "
                              f"{', '.join(ds.particles)}")
-    energy = energy or DEFAULT_ENERGY[dataset]
+    energy = energy or default_energy(dataset)
     mode, values = parse_energy(energy)
     output = Path(output)
     if not output.parent.exists():
@@ -146,7 +149,7 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
     if physics == NODATA_LIST:
         check_nodata_symbols()
     g4_version = geant4_version()
-    setup = SETUPS[dataset]()
+    setup = make_setup(ds)
 
     key = {"dataset": dataset, "n": n, "particles": particles, "energy": energy, "seed": seed,
            "chunk": chunk, "cut_mm": cut_mm, "physics": physics, "geant4": g4_version, "format": 1}
@@ -219,14 +222,12 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
                                         "--energy", energy, "--particle", ",".join(particles),
                                         "--seed", str(seed), "-o", str(output)]),
         "threshold_MeV": setup.geometry.threshold,
-        "energy_scale": ("deposited energy / sampling fraction %g (CaloChallenge convention)"
-                         % setup.SAMPLING_FRACTION if hasattr(setup, "SAMPLING_FRACTION")
-                         else "deposited energy"),
+        "energy_scale": setup.energy_scale,
         "events": n,
         "geant4_timing": timing,
         "wall_s": wall,
     }
-    with ShowerFileWriter(output, setup.geometry, list(get_dataset(dataset).conditions),
+    with ShowerFileWriter(output, setup.geometry, list(ds.conditions),
                           "+".join(particles), provenance, dataset, sparse=setup.sparse_output,
                           energy_dtype=np.float64) as writer:
         for path in part_path:
@@ -249,7 +250,7 @@ def _run_task(task):
 def simulate_primaries(dataset: str, primaries: Primaries, seed: int = 1, cut_mm: float = 0.7):
     """Simulate given primaries in a fresh worker process; returns (showers, ms per event).
 
-    showers: (n, cells) float32 MeV for voxel set-ups, a CellList for cepc.
+    showers: (n, cells) float32 MeV for voxel set-ups, a CellList for point clouds.
     """
     physics = setup_env()
     import_geant4()
@@ -258,4 +259,4 @@ def simulate_primaries(dataset: str, primaries: Primaries, seed: int = 1, cut_mm
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
         _, index, energy, ms = pool.apply(_run_task, ((0, dataset, physics, cut_mm, primaries.arrays(), seed),))
-    return SETUPS[dataset]().showers(index, energy, primaries), ms
+    return make_setup(get_dataset(dataset)).showers(index, energy, primaries), ms

@@ -176,7 +176,7 @@ class ConditionalGAN(TorchGenerator):
 
     def fit(self, train: ShowerSet, valid: ShowerSet | None = None, *, epochs: int | None = None,
             checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict:
-        if train.dataset and train.dataset != self.dataset.name and train.geometry.name != self.dataset.geometry_name:
+        if train.dataset and train.dataset != self.dataset.name and train.geometry.name != self.dataset.geometry.name:
             raise CalobenchError(f"training set is for {train.dataset}, model is for {self.dataset.name}")
         epochs = int(self.config["epochs"] if epochs is None else epochs)
         limit = self.config.get("max_train_events")

@@ -46,11 +46,6 @@ from calobench.data.showerset import ShowerSet
 from calobench.models.base import load_checkpoint, save_checkpoint, sample_inputs
 from calobench.models.torch_base import TorchGenerator
 
-# dataset -> (regressed conditions, position features given to the regressor)
-REGRESSION = {
-    "stcf11x11": (("p", "dtheta_mom", "dphi_mom"), ("dz_pos", "dphi_pos", "z")),
-    "bes3-11x11": (("px", "py", "pz"), ()),
-}
 SIDE = 11
 
 
@@ -203,7 +198,8 @@ class DCGAN(TorchGenerator):
         geometry = self.dataset.geometry
         if geometry.n_cells != SIDE * SIDE:
             raise CalobenchError(f"model dcgan needs 11x11 images; dataset {dataset} has {geometry.n_cells} cells")
-        self.regressed, self.positions = REGRESSION[self.dataset.name]
+        # the regressor predicts the momentum conditions from the image and the position conditions
+        self.regressed, self.positions = self.dataset.momentum_conditions, self.dataset.position_conditions
         self.continuous = [c for c in self.dataset.conditions if c != "particle"]
         self.pdg_codes = self._pdg_codes()
         n_cond = 1 + len(self.continuous) + len(self.pdg_codes)

@@ -18,9 +18,7 @@ import torch
 from torch import nn
 
 from calobench.baselines.gan.conditional_gan import ConditionalGAN, LogRatioTransform, gradient_penalty
-
-VOXEL_DATASETS = ("stcf11x11", "bes3-11x11", "darkshine", "calochallenge-1-photons",
-                  "calochallenge-1-pions", "calochallenge-2", "calochallenge-3")
+from calobench.datasets import Dataset
 
 
 def mlp(sizes: list[int], act: type[nn.Module], **kw) -> list[nn.Module]:
@@ -73,7 +71,6 @@ class WGANGP(ConditionalGAN):
 
     name = "wgan-gp"
     seed_document = ""
-    datasets = VOXEL_DATASETS
     description = "conditional Wasserstein GAN with gradient penalty, MLP generator and critic"
     presets = {
         "tiny": {"latent_dim": 16, "g_hidden": [64, 64], "c_hidden": [64, 64], "epochs": 8, "batch_size": 32,
@@ -85,6 +82,11 @@ class WGANGP(ConditionalGAN):
                  "epochs": 300, "min_steps": 50, "batch_size": 256, "n_critic": 5, "gp_weight": 10.0, "lr": 1e-4, "eps": 1e-5,
                  "max_train_events": None},
     }
+
+    @classmethod
+    def supports(cls, dataset: Dataset) -> bool:
+        """Every voxel dataset (a fixed cell vector)."""
+        return dataset.geometry.is_voxel
 
     def build(self) -> None:
         cells = self.dataset.geometry.n_cells

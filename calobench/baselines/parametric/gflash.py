@@ -47,15 +47,14 @@ class GFlash(Generator):
         rng = np.random.default_rng(self.seed)
         index = np.sort(rng.choice(len(train), n, replace=False)) if n < len(train) else np.arange(n)
         sub = train.take(index)
-        if self.frame is None:  # cepc point clouds
+        if self.frame is None:  # point clouds of a barrel
             cells = sub.showers
-            self.params = fit_cepc(sub.energies, cells.cells, cells.offsets, sub.conditions["theta"],
-                                   sub.conditions["phi"], self.dataset.geometry.threshold,
+            self.params = fit_cepc(self.dataset.geometry.barrel, sub.energies, cells.cells, cells.offsets,
+                                   sub.conditions["theta"], sub.conditions["phi"], self.dataset.geometry.threshold,
                                    int(self.config["draws"]), self.seed)
             self._maps = None
             return {"events": int(n), "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}
-        self.params = fit_gflash(self.dataset.name, self.dataset.geometry, sub.energies, sub.showers,
-                                 sub.conditions, n, self.seed)
+        self.params = fit_gflash(self.dataset, sub.energies, sub.showers, sub.conditions, n, self.seed)
         self._maps = None
         return {"events": int(n), "groups": self.params.codes.tolist(),
                 "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}
@@ -73,13 +72,15 @@ class GFlash(Generator):
         if self.frame is None:
             missing = [k for k in ("theta", "phi") if k not in conditions]
             if missing:
-                raise CalobenchError(f"model {self.name}: dataset cepc needs condition {missing[0]!r} (deg)")
+                raise CalobenchError(f"model {self.name}: dataset {self.dataset.name} needs condition "
+                                     f"{missing[0]!r} (deg)")
             parts = []
             per_batch = max(1, min(batch_size, int(CELLS_PER_CALL // maps.table.shape[2])))
             for lo in range(0, len(energies), per_batch):
                 hi = min(lo + per_batch, len(energies))
-                cells, offsets = sample_cepc(self.params, maps, energies[lo:hi], conditions["theta"][lo:hi],
-                                             conditions["phi"][lo:hi], geometry.threshold, rng)
+                cells, offsets = sample_cepc(self.params, maps, geometry.barrel, energies[lo:hi],
+                                             conditions["theta"][lo:hi], conditions["phi"][lo:hi],
+                                             geometry.threshold, rng)
                 parts.append(CellList(cells, offsets))
             return ShowerSet(geometry, energies, CellList.concatenate(parts), conditions,
                              "+".join(self.dataset.particles), provenance, self.dataset.name)
@@ -87,7 +88,7 @@ class GFlash(Generator):
         out = np.zeros((len(energies), geometry.n_cells), dtype=np.float32)
         for lo in range(0, len(energies), per_batch):
             hi = min(lo + per_batch, len(energies))
-            sample_showers(self.params, maps, self.dataset.name, self.frame, energies[lo:hi],
+            sample_showers(self.params, maps, self.dataset, self.frame, energies[lo:hi],
                            {k: v[lo:hi] for k, v in conditions.items()}, rng, out=out[lo:hi])
         return ShowerSet(geometry, energies, out, conditions, "+".join(self.dataset.particles),
                          provenance, self.dataset.name)
@@ -95,8 +96,9 @@ class GFlash(Generator):
     def cell_maps(self):
         """The fitted radial profiles integrated over the cells (cached until the next fit/load)."""
         if self._maps is None:
-            self._maps = (build_pad_maps(self.params, self.dataset.geometry.threshold) if self.frame is None
-                          else build_cell_maps(self.params, self.dataset.name, self.frame))
+            geometry = self.dataset.geometry
+            self._maps = (build_pad_maps(self.params, geometry.barrel, geometry.threshold) if self.frame is None
+                          else build_cell_maps(self.params, self.dataset, self.frame))
         return self._maps
 
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -28,12 +28,11 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.special import exp1, gammainc, ndtri
 
-from calobench.data.geometry import CYLINDRICAL, GRID, Geometry
+from calobench.data.geometry import CYLINDRICAL, GRID, BarrelLayout, Geometry
+from calobench.datasets import Dataset
+from calobench.datasets.detector import Material
 from calobench.baselines.parametric.radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
 
-#: Single-layer crystal readouts have no longitudinal information: GFlash's homogeneous
-#: parametrisation in radiation lengths is used (X0 mm, critical energy MeV, Z; PDG values).
-MATERIALS = {"stcf11x11": (18.6, 11.17, 54.0), "bes3-11x11": (18.6, 11.17, 54.0)}
 #: Cells of mean energy below SPARSE_SHAPE x eps (Gamma shape below it) get hits, not draws.
 SPARSE_SHAPE = 0.05
 #: Standard normal quantiles at the 65536 mid-probabilities (i + 0.5) / 65536: a 16-bit uniform
@@ -41,12 +40,10 @@ SPARSE_SHAPE = 0.05
 NORMAL_QUANTILES = ndtri((np.arange(65536) + 0.5) / 65536).astype(np.float32)
 #: Quantiles tabulated for the energy of a sparse cell's hit.
 TAIL_QUANTILES = 4096
-#: Axis-position tables (datasets whose shower axis moves from shower to shower): bins per cell
-#: width and the covered range (cell widths either side of the central cell's centre).
+#: Axis-position tables (datasets whose shower axis moves from shower to shower, ``moving_axis``):
+#: bins per cell width and the covered range (cell widths either side of the central cell's centre).
 TABLE_BINS_PER_CELL = 32
 TABLE_HALF_RANGE_CELLS = 1.5
-#: Datasets whose axis position varies per shower (a per-shower lookup in a table of cell maps).
-MOVING_AXIS = ("stcf11x11", "bes3-11x11")
 
 
 @dataclass
@@ -95,25 +92,6 @@ class Frame:
         return mixture(core, tail, p).mean(axis=0)
 
 
-def impact(dataset: str, conditions: dict[str, np.ndarray], rng: np.random.Generator, n: int):
-    """Local impact point (x0, y0) mm and slopes (tx, ty) of the shower axis per shower."""
-    zeros = np.zeros(n)
-    if dataset == "stcf11x11" and "dz_pos" in conditions:
-        radius = 1000.0  # setups.Stcf.radius
-        x0 = np.radians(conditions["dphi_pos"]) * radius
-        y0 = np.asarray(conditions["dz_pos"], dtype=np.float64)
-        tx = np.tan(np.radians(conditions["dphi_mom"]))
-        ty = -np.tan(np.radians(conditions["dtheta_mom"]))
-        return x0, y0, tx, ty
-    if dataset == "bes3-11x11":  # offsets are not conditions of this dataset: their sampled law
-        x0 = rng.uniform(-0.45 * 52.0, 0.45 * 52.0, n)
-        y0 = rng.uniform(-0.45 * 52.0, 0.45 * 52.0, n)
-        return x0, y0, np.full(n, np.tan(np.radians(1.5))), zeros
-    if dataset == "darkshine":
-        return np.full(n, 12.5), np.full(n, 12.5), zeros, zeros
-    return zeros + 0.0, zeros + 0.0, zeros, zeros
-
-
 def groups_of(conditions: dict[str, np.ndarray], n: int) -> np.ndarray:
     """Particle group of each shower (the PDG code when a 'particle' condition exists, else 0)."""
     if "particle" in conditions:
@@ -154,9 +132,11 @@ class GFlashParams:
                                 "lateral_sigma")})
 
 
-def _homogeneous_profile(dataset: str, energies: np.ndarray, codes: np.ndarray):
-    """GFlash homogeneous-medium (ln mu, ln alpha) in mm for single-layer crystals."""
-    x0, ec, z = MATERIALS[dataset]
+def _homogeneous_profile(medium: Material, energies: np.ndarray, codes: np.ndarray):
+    """GFlash homogeneous-medium (ln mu, ln alpha) in mm for single-layer crystals: single-layer
+    readouts have no longitudinal information, so the parametrisation in radiation lengths of
+    the dataset's medium is used (X0 mm, critical energy MeV, Z)."""
+    x0, ec, z = medium.x0_mm, medium.critical_energy_mev, medium.z
     y = np.maximum(energies / ec, 2.0)
     t_max = np.log(y) - 0.858 + np.where(codes == 22, 0.5, 0.0)
     alpha = np.exp(0.21 + (0.492 + 2.38 / z) * np.log(y))
@@ -173,8 +153,9 @@ def deposited_energy(params: GFlashParams, gi: np.ndarray, energies: np.ndarray,
 
 
 def longitudinal(params: GFlashParams, gi: np.ndarray, energies: np.ndarray, rng: np.random.Generator,
-                 dataset: str, codes: np.ndarray, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-shower (mean depth mu, shape alpha) of the Gamma depth profile (mu in the depth unit)."""
+                 medium: Material | None, codes: np.ndarray, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-shower (mean depth mu, shape alpha) of the Gamma depth profile (mu in the depth unit);
+    medium: the homogeneous medium of a single-layer readout (unused with several layers)."""
     if n_layers > 1:
         le = np.log(energies)
         mean = params.long_mean[gi, :, 0] + params.long_mean[gi, :, 1] * le[:, None]
@@ -182,7 +163,7 @@ def longitudinal(params: GFlashParams, gi: np.ndarray, energies: np.ndarray, rng
         z = np.einsum("nij,nj->ni", chol, rng.standard_normal((len(energies), 2)))
         ln_mu, ln_alpha = (mean + z).T
     else:
-        ln_mu, ln_alpha = _homogeneous_profile(dataset, energies, codes)
+        ln_mu, ln_alpha = _homogeneous_profile(medium, energies, codes)
     return np.exp(ln_mu), np.maximum(np.exp(ln_alpha), 1.05)
 
 
@@ -255,10 +236,10 @@ class CellMaps:
     step: float = 1.0
 
 
-def build_cell_maps(params: GFlashParams, dataset: str, frame: Frame) -> CellMaps:
+def build_cell_maps(params: GFlashParams, dataset: Dataset, frame: Frame) -> CellMaps:
     """Integrate the fitted radial profiles over the cells (once per parameter set)."""
     G, L, C = len(params.codes), frame.n_layers, frame.cells_per_layer
-    if dataset in MOVING_AXIS:
+    if dataset.moving_axis:
         if L != 1:
             raise ValueError("moving-axis tables are built for single-layer readouts only")
         pitch = float(frame.geometry.sizes[0, 0])
@@ -274,7 +255,7 @@ def build_cell_maps(params: GFlashParams, dataset: str, frame: Frame) -> CellMap
             table[0, g] = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rc)
             table[1, g] = rectangle_fraction(x1 - ax, x2 - ax, y1 - ay, y2 - ay, rt)
         return CellMaps(np.arange(C), table.reshape(2, G * bins * bins, C), True, bins=bins, low=low, step=step)
-    x0, y0, _, _ = impact(dataset, {}, np.random.default_rng(0), 1)
+    x0, y0, _, _ = dataset.shower_axis({}, np.random.default_rng(0), 1)
     maps = np.stack([np.stack([frame.layer_cell_fractions(params.radial[g, l], x0, y0) for l in range(L)])
                      for g in range(G)])  # (G, L, C)
     order = np.argsort(-maps, axis=2, kind="stable")
@@ -349,7 +330,7 @@ def _simulated_cells(maps: CellMaps, gi: np.ndarray, layer_e: np.ndarray):
     return segment // np.int32(L), maps.cells.ravel()[index], mean, counts
 
 
-def sample_showers(params: GFlashParams, maps: CellMaps, dataset: str, frame: Frame, energies: np.ndarray,
+def sample_showers(params: GFlashParams, maps: CellMaps, dataset: Dataset, frame: Frame, energies: np.ndarray,
                    conditions: dict[str, np.ndarray], rng: np.random.Generator,
                    out: np.ndarray | None = None) -> np.ndarray:
     """(n, cells) float32 showers in MeV for incident energies (n,) MeV (written into ``out``,
@@ -359,12 +340,12 @@ def sample_showers(params: GFlashParams, maps: CellMaps, dataset: str, frame: Fr
     codes = groups_of(conditions, n)
     gi = np.clip(np.searchsorted(params.codes, codes), 0, len(params.codes) - 1)
     e_dep = deposited_energy(params, gi, energies, rng)
-    mu, alpha = longitudinal(params, gi, energies, rng, dataset, codes, frame.n_layers)
+    mu, alpha = longitudinal(params, gi, energies, rng, dataset.medium, codes, frame.n_layers)
     layer_e = layer_fractions(mu, alpha, frame.n_layers, frame.layer_depth) * e_dep[:, None].astype(np.float32)
     n_cells = frame.geometry.n_cells
     showers = np.zeros((n, n_cells), dtype=np.float32) if out is None else out
     if maps.moving:
-        x0, y0, tx, ty = impact(dataset, conditions, rng, n)
+        x0, y0, tx, ty = dataset.shower_axis(conditions, rng, n)
         bx = np.clip(((x0 + tx * mu - maps.low) / maps.step).astype(np.int64), 0, maps.bins - 1)
         by = np.clip(((y0 + ty * mu - maps.low) / maps.step).astype(np.int64), 0, maps.bins - 1)
         row = (gi * maps.bins + bx) * maps.bins + by
@@ -484,11 +465,11 @@ def _grouped_hellinger_fit(targets: np.ndarray, weights: np.ndarray, model, star
     return theta
 
 
-def _fit_eps(params: GFlashParams, g: int, dataset: str, frame: Frame, energies, conditions, ref_hits: float,
+def _fit_eps(params: GFlashParams, g: int, dataset: Dataset, frame: Frame, energies, conditions, ref_hits: float,
              seed: int) -> float:
     """Cell fluctuation scale eps (MeV) whose mean count of cells above threshold matches."""
     # moving-axis tables do not depend on eps: integrate them once
-    tables = build_cell_maps(params, dataset, frame) if dataset in MOVING_AXIS else None
+    tables = build_cell_maps(params, dataset, frame) if dataset.moving_axis else None
 
     def error(eps: float) -> float:
         trial = params.copy()
@@ -503,7 +484,7 @@ def _fit_eps(params: GFlashParams, g: int, dataset: str, frame: Frame, energies,
     return float(fine[int(np.argmin([error(e) for e in fine]))])
 
 
-def _fit_lateral_sigma(params: GFlashParams, g: int, dataset: str, frame: Frame, energies, conditions,
+def _fit_lateral_sigma(params: GFlashParams, g: int, dataset: Dataset, frame: Frame, energies, conditions,
                        showers: np.ndarray, seed: int) -> float:
     """Spread of logit p (the core share) per shower whose std of the hottest cell's energy
     fraction matches the reference showers (n, cells)."""
@@ -533,7 +514,7 @@ def _mean_fractions(showers: np.ndarray, n_layers: int) -> np.ndarray:
     return (blocks / np.maximum(blocks.sum(axis=2, keepdims=True), 1e-12)).mean(axis=0).ravel()
 
 
-def _fit_radial(params: GFlashParams, g: int, dataset: str, frame: Frame, showers: np.ndarray,
+def _fit_radial(params: GFlashParams, g: int, dataset: Dataset, frame: Frame, showers: np.ndarray,
                 layer_energy: np.ndarray, ax: np.ndarray, ay: np.ndarray) -> None:
     """Fit (ln Rc, ln Rt, logit p) of every layer of group g to showers (n, cells); layers with
     almost no energy take the parameters of the nearest fitted layer."""
@@ -545,7 +526,7 @@ def _fit_radial(params: GFlashParams, g: int, dataset: str, frame: Frame, shower
         if layer_energy[layer] < 1e-3 * layer_energy.max():
             continue
         block = showers[:, layer * frame.cells_per_layer:(layer + 1) * frame.cells_per_layer]
-        if dataset in MOVING_AXIS:
+        if dataset.moving_axis:
             fitted[layer] = _grouped_hellinger_fit(*_moving_axis_model(frame, block, ax, ay), start)
         else:
             target = (block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)).mean(axis=0)
@@ -562,10 +543,11 @@ def _fit_radial(params: GFlashParams, g: int, dataset: str, frame: Frame, shower
 FIT_AXES = 400
 
 
-def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: np.ndarray,
+def fit_gflash(dataset: Dataset, energies: np.ndarray, showers: np.ndarray,
                conditions: dict[str, np.ndarray], max_events: int, seed: int = 0) -> GFlashParams:
-    """Fit GFlash parameters to reference showers (n, cells) MeV with incident energies (n,) MeV."""
-    frame = Frame(geometry)
+    """Fit GFlash parameters to reference showers (n, cells) MeV of ``dataset`` with incident
+    energies (n,) MeV."""
+    frame = Frame(dataset.geometry)
     rng = np.random.default_rng(seed)
     n = len(energies)
     if n > max_events:
@@ -591,9 +573,9 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
         if L > 1:
             params.long_mean[g], params.long_cov[g] = _fit_longitudinal(frame.layer_depth, L, e, profiles)
         # shower axes of the training showers (at their mean depth), a subsample for the cell maps
-        mu, _ = longitudinal(params, np.full(len(e), g), e, np.random.default_rng(seed), dataset,
+        mu, _ = longitudinal(params, np.full(len(e), g), e, np.random.default_rng(seed), dataset.medium,
                              np.full(len(e), code), L)
-        x0, y0, tx, ty = impact(dataset, cond, np.random.default_rng(seed), len(e))
+        x0, y0, tx, ty = dataset.shower_axis(cond, np.random.default_rng(seed), len(e))
         pick = np.random.default_rng(seed).choice(len(e), min(FIT_AXES, len(e)), replace=False)
         ax, ay = (x0 + tx * mu)[pick], (y0 + ty * mu)[pick]
         m = min(len(e), 500)
@@ -603,7 +585,7 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
         for iteration in range(THRESHOLD_ITERATIONS + 1):
             _fit_radial(params, g, dataset, frame, targets, profiles.mean(axis=0), ax, ay)
             params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first, hits, seed)
-            if dataset in MOVING_AXIS:  # then the lateral spread, and eps again with it
+            if dataset.moving_axis:  # then the lateral spread, and eps again with it
                 params.lateral_sigma[g] = _fit_lateral_sigma(params, g, dataset, frame, e[:m], first, s[:m], seed)
                 params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first, hits, seed)
             if iteration < THRESHOLD_ITERATIONS:
@@ -623,9 +605,9 @@ def fit_gflash(dataset: str, geometry: Geometry, energies: np.ndarray, showers: 
 
 
 # ---------------------------------------------------------------- cepc point clouds
-def _cepc_constants():
-    from calobench.data.geometry import barrel_pointcloud as cepc_barrel
-    return np.asarray(cepc_barrel.layer_radii()), cepc_barrel.CELL_MM
+def _cepc_constants(barrel: BarrelLayout) -> tuple[np.ndarray, float]:
+    """(L,) radii (mm) of the sensitive layers and the pad size (mm) of a point-cloud barrel."""
+    return np.asarray(barrel.layer_radii), barrel.cell_size
 
 
 R_BINS_MM = np.concatenate([np.arange(0.0, 30.0, 2.5), np.arange(30.0, 121.0, 10.0)])
@@ -635,10 +617,10 @@ CEPC_HALF_WINDOW = 12
 CEPC_TABLE_BINS = 16
 
 
-def cepc_local(cells, offsets, theta_deg, phi_deg):
+def cepc_local(barrel: BarrelLayout, cells, offsets, theta_deg, phi_deg):
     """Reference point clouds in the shower frame: per cell (event, layer, dy, dz) where dy is the
     r-phi distance (mm) and dz the z distance (mm) from the shower axis at that layer."""
-    radii, _ = _cepc_constants()
+    radii, _ = _cepc_constants(barrel)
     counts = np.diff(offsets)
     event = np.repeat(np.arange(len(counts)), counts)
     x, y, z = (cells[:, k].astype(np.float64) for k in range(3))
@@ -690,9 +672,9 @@ class PadMaps:
     tail: np.ndarray
 
 
-def build_pad_maps(params: GFlashParams, threshold: float) -> PadMaps:
+def build_pad_maps(params: GFlashParams, barrel: BarrelLayout, threshold: float) -> PadMaps:
     """Integrate the fitted radial profiles over the pads around the axis (once per parameter set)."""
-    radii, cell = _cepc_constants()
+    radii, cell = _cepc_constants(barrel)
     rows, group = np.unique(params.radial[0], axis=0, return_inverse=True)
     h, B = CEPC_HALF_WINDOW, CEPC_TABLE_BINS
     offsets = np.arange(-h, h + 1)
@@ -716,12 +698,13 @@ def build_pad_maps(params: GFlashParams, threshold: float) -> PadMaps:
                    float(exp1(threshold / eps) / eps), sparse_tail_quantiles(eps, threshold))
 
 
-def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, draws: int, seed: int = 0) -> GFlashParams:
-    """Fit GFlash to cepc point clouds (one particle group; layer units for the depth)."""
-    radii, cell = _cepc_constants()
+def fit_cepc(barrel: BarrelLayout, energies, cells, offsets, theta, phi, threshold: float, draws: int,
+             seed: int = 0) -> GFlashParams:
+    """Fit GFlash to point clouds of a barrel (one particle group; layer units for the depth)."""
+    radii, cell = _cepc_constants(barrel)
     n_layers = len(radii)
     energies = np.asarray(energies, dtype=np.float64)
-    event, layer, dy, dz = cepc_local(cells, offsets, np.asarray(theta), np.asarray(phi))
+    event, layer, dy, dz = cepc_local(barrel, cells, offsets, np.asarray(theta), np.asarray(phi))
     e = cells[:, 3].astype(np.float64)
     n = len(energies)
     tot = np.bincount(event, e, minlength=n)
@@ -762,21 +745,21 @@ def fit_cepc(energies, cells, offsets, theta, phi, threshold: float, draws: int,
     m = min(n, 100)
     for eps in grid:
         params.eps[0] = eps
-        out = sample_cepc(params, build_pad_maps(params, threshold), energies[:m], theta[:m], phi[:m], threshold,
-                          np.random.default_rng(seed))
+        out = sample_cepc(params, build_pad_maps(params, barrel, threshold), barrel, energies[:m], theta[:m],
+                          phi[:m], threshold, np.random.default_rng(seed))
         errs.append(abs(np.diff(out[1]).mean() - hits))
     params.eps[0] = grid[int(np.argmin(errs))]
-    out = sample_cepc(params, build_pad_maps(params, threshold), energies, theta, phi, threshold,
+    out = sample_cepc(params, build_pad_maps(params, barrel, threshold), barrel, energies, theta, phi, threshold,
                       np.random.default_rng(seed + 1))
     gen_tot = np.bincount(np.repeat(np.arange(n), np.diff(out[1])), out[0][:, 3], minlength=n)
     params.response[0, :2] *= float((tot / energies).mean() / max((gen_tot / energies).mean(), 1e-12))
     return params
 
 
-def sample_cepc(params: GFlashParams, maps: PadMaps, energies, theta_deg, phi_deg, threshold: float,
-                rng: np.random.Generator):
-    """cepc point clouds: returns (cells (M, 4) float32 x, y, z, E in global mm / MeV, offsets (n+1,))."""
-    radii, cell = _cepc_constants()
+def sample_cepc(params: GFlashParams, maps: PadMaps, barrel: BarrelLayout, energies, theta_deg, phi_deg,
+                threshold: float, rng: np.random.Generator):
+    """Point clouds of a barrel: returns (cells (M, 4) float32 x, y, z, E in global mm / MeV, offsets (n+1,))."""
+    radii, cell = _cepc_constants(barrel)
     n_layers = len(radii)
     energies = np.asarray(energies, dtype=np.float64)
     theta = np.radians(np.asarray(theta_deg, dtype=np.float64))
@@ -784,7 +767,7 @@ def sample_cepc(params: GFlashParams, maps: PadMaps, energies, theta_deg, phi_de
     n = len(energies)
     gi = np.zeros(n, dtype=np.int64)
     e_dep = deposited_energy(params, gi, energies, rng)
-    mu, alpha = longitudinal(params, gi, energies, rng, "cepc", gi, n_layers)
+    mu, alpha = longitudinal(params, gi, energies, rng, None, gi, n_layers)
     layer_e = layer_fractions(mu, alpha, n_layers, 1.0) * e_dep[:, None].astype(np.float32)
     # pad grids: z edges at multiples of the pad size; r-phi grid offset uniform per shower
     B = CEPC_TABLE_BINS

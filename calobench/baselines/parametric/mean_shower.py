@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from calobench.datasets import dataset_names
+from calobench.datasets import Dataset
 from calobench.data.showerset import CellList, ShowerSet
 from calobench.models.base import Generator
 
@@ -30,13 +30,17 @@ class MeanShower(Generator):
     name = "mean-shower"
     family = "parametric"
     seed_document = ""
-    datasets = tuple(dataset_names())
     presets = {
         "tiny": {"n_bins": 4},
         "quick": {"n_bins": 20},
         "full": {"n_bins": 40},
     }
     description = "trivial baseline: mean shower of the nearest incident-energy bin, scaled"
+
+    @classmethod
+    def supports(cls, dataset: Dataset) -> bool:
+        """Every dataset, registered before or after this class (voxels and point clouds)."""
+        return True
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
                  **overrides: Any) -> None:

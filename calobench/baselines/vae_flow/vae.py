@@ -33,6 +33,7 @@ import zuko
 from torch import nn
 
 from calobench.data.showerset import ShowerSet
+from calobench.datasets import get_dataset
 from calobench.models.common.layers import mlp
 from calobench.data.geometry import CYLINDRICAL
 from calobench.baselines.vae_flow.voxel_generator import ConditionalVoxelGenerator, apply_threshold
@@ -58,20 +59,17 @@ class ConditionalVAE(ConditionalVoxelGenerator):
                  "beta": 0.1, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 10, "grad_clip": 10.0},
     }
 
-    #: quick-preset settings for small, high-dimensional embedded samples (calochallenge-2:
-    #: 700 training showers of 6480 voxels; calochallenge-3: 480 of 40500): a full-strength KL
-    #: term (beta 1, not 0.1) and small batches for more epochs, so that the latent carries
-    #: only what generalises. (With the occupancy decoder, width 256 scored better than 128
-    #: or 64 on calochallenge-2: fpd 239 vs 400 vs 621.) Explicit overrides win.
-    small_sample_quick: dict[str, dict[str, Any]] = {
-        "calochallenge-2": {"latent": 16, "beta": 1.0, "epochs": 150, "batch_size": 64},
-        "calochallenge-3": {"latent": 16, "beta": 1.0, "epochs": 150, "batch_size": 64},
-    }
+    #: quick-preset settings for small, high-dimensional embedded samples (datasets with
+    #: ``small_reference``; calochallenge-2: 700 training showers of 6480 voxels; calochallenge-3:
+    #: 480 of 40500): a full-strength KL term (beta 1, not 0.1) and small batches for more epochs,
+    #: so that the latent carries only what generalises. (With the occupancy decoder, width 256
+    #: scored better than 128 or 64 on calochallenge-2: fpd 239 vs 400 vs 621.) Explicit overrides win.
+    small_sample_quick: dict[str, Any] = {"latent": 16, "beta": 1.0, "epochs": 150, "batch_size": 64}
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
                  **overrides: Any) -> None:
-        if preset == "quick":
-            overrides = {**self.small_sample_quick.get(dataset, {}), **overrides}
+        if preset == "quick" and get_dataset(dataset).small_reference:
+            overrides = {**self.small_sample_quick, **overrides}
         super().__init__(dataset, preset, seed, device, **overrides)
         cfg = self.config
         if cfg.get("hurdle") is None:  # sparse cylindrical voxels: explicit occupancy

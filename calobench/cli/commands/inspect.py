@@ -7,7 +7,7 @@ import json
 
 from calobench.errors import CalobenchError
 from calobench.inspection import summarize
-from calobench.data.showerfile import ShowerFileReader
+from calobench.datasets import open_dataset_file
 from calobench.cli.console import console, table
 
 NAME = "inspect"
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    reader = ShowerFileReader(args.file, args.dataset)
+    reader = open_dataset_file(args.file, args.dataset)
     info = {"file": str(reader.path), "dataset": reader.dataset,
             "geometry_source": reader.geometry_source, "layout": reader.layout,
             "format_version": reader.format_version or "(plain CaloChallenge file)",

@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
 
     models, problems = discover()
     if args.dataset:
-        get_dataset(args.dataset)
-        models = {n: c for n, c in models.items() if args.dataset in c.datasets}
-    infos = [{"name": n, "family": c.family, "seed_document": c.seed_document, "datasets": list(c.datasets),
+        dataset = get_dataset(args.dataset)
+        models = {n: c for n, c in models.items() if c.supports(dataset)}
+    infos = [{"name": n, "family": c.family, "seed_document": c.seed_document, "datasets": list(c.supported_datasets()),
               "presets": list(c.presets), "description": c.description, "module": c.__module__}
              for n, c in sorted(models.items())]
     if args.json:

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         else None
     path = simulate(args.dataset, args.n, args.output, particles, args.energy, args.seed, args.workers,
                     args.chunk, args.cut, command=command)
-    from calobench.data.showerfile import open_showers
+    from calobench.datasets import open_showers
 
     prov = open_showers(path, args.dataset).provenance
     console.print(f"wrote {path}: {args.n} events, {prov['physics_list']}, Geant4 "

@@ -1,10 +1,4 @@
-"""CEPC Si-W ECAL barrel read out as a point cloud (seed 000).
-
-30 sensitive layers of 0.5 mm silicon with 5x5 mm pads; tungsten absorber of 2.1 mm in
-front of each of the first 20 layers and 4.2 mm in front of the last 10 (24 X0 in all,
-the CEPC CDR ECAL baseline). Inner radius 1800 mm; each layer also holds 3.0 mm of
-readout board, glue and air gap (modelled as gap). See docs/geometries.md.
-"""
+"""Sampling barrels read out as point clouds (the ``pointcloud`` kind)."""
 
 from __future__ import annotations
 
@@ -12,43 +6,47 @@ import numpy as np
 
 from calobench.data.geometry.base import POINTCLOUD, BarrelLayout, Geometry
 
-INNER_RADIUS_MM = 1800.0
-N_LAYERS = 30
-SENSOR_MM = 0.5
-GAP_MM = 3.0
-CELL_MM = 5.0
-HALF_LENGTH_MM = 2350.0
 
+def make_barrel(
+    name: str,
+    description: str,
+    threshold: float,
+    inner_radius: float,
+    absorber_thickness: np.ndarray,
+    sensor_thickness: float,
+    gap: float,
+    cell_size: float,
+    half_length: float,
+    absorber: str,
+    sensor: str,
+    materials: str,
+) -> Geometry:
+    """A barrel of sensitive layers, each behind its own absorber, from ``inner_radius`` outwards.
 
-def absorber_thickness() -> np.ndarray:
-    """(30,) tungsten thickness in front of each sensitive layer, mm."""
-    return np.where(np.arange(N_LAYERS) < 20, 2.1, 4.2)
-
-
-def layer_radii() -> np.ndarray:
-    """(30,) radius of the middle of each silicon layer, mm."""
-    pitch = absorber_thickness() + SENSOR_MM + GAP_MM
-    front = INNER_RADIUS_MM + np.concatenate([[0.0], np.cumsum(pitch)[:-1]])
-    return front + absorber_thickness() + SENSOR_MM / 2.0
-
-
-def cepc() -> Geometry:
+    absorber_thickness: (L,) mm of absorber in front of each sensitive layer; sensor_thickness,
+    gap (readout board, glue and air after each sensor), cell_size (square pads), half_length
+    (along z) and inner_radius in mm; threshold in MeV; absorber, sensor: Geant4 material names.
+    """
+    absorber_thickness = np.asarray(absorber_thickness, dtype=np.float64)
+    pitch = absorber_thickness + sensor_thickness + gap
+    front = inner_radius + np.concatenate([[0.0], np.cumsum(pitch)[:-1]])
+    radii = front + absorber_thickness + sensor_thickness / 2.0  # the middle of each sensor
     barrel = BarrelLayout(
-        inner_radius=INNER_RADIUS_MM,
-        layer_radii=tuple(float(r) for r in layer_radii()),
-        absorber_thickness=tuple(float(t) for t in absorber_thickness()),
-        sensor_thickness=SENSOR_MM,
-        cell_size=CELL_MM,
-        half_length=HALF_LENGTH_MM,
-        absorber="G4_W",
-        sensor="G4_Si",
+        inner_radius=inner_radius,
+        layer_radii=tuple(float(r) for r in radii),
+        absorber_thickness=tuple(float(t) for t in absorber_thickness),
+        sensor_thickness=sensor_thickness,
+        cell_size=cell_size,
+        half_length=half_length,
+        absorber=absorber,
+        sensor=sensor,
     )
     return Geometry(
-        name="cepc",
+        name=name,
         kind=POINTCLOUD,
-        description="CEPC Si-W ECAL barrel: 30 layers, 5x5 mm Si pads, inner radius 1.8 m (point cloud)",
-        threshold=0.05,
+        description=description,
+        threshold=threshold,
         shape=(),
         barrel=barrel,
-        materials="tungsten absorber, 0.5 mm silicon sensors",
+        materials=materials,
     )

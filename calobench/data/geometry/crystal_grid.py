@@ -1,7 +1,4 @@
-"""Regular crystal / voxel grids: stcf11x11, bes3-11x11, darkshine.
-
-Dimensions and their sources are listed in docs/geometries.md.
-"""
+"""Regular box grids of crystals or voxels (the ``grid`` kind)."""
 
 from __future__ import annotations
 
@@ -24,6 +21,7 @@ def make_grid(
 
     cell_size: (dx, dy, dz) in mm. x and y are transverse, measured from the middle
     of the grid; z is the depth of the cell centre behind the front face.
+    threshold: readout threshold per cell in MeV.
     """
     dx, dy, dz = cell_size
     layer, iy, ix = np.meshgrid(np.arange(n_layers), np.arange(ny), np.arange(nx), indexing="ij")
@@ -46,31 +44,4 @@ def make_grid(
         sizes=sizes,
         layer_index=layer.ravel(),
         materials=materials,
-    )
-
-
-def stcf11x11() -> Geometry:
-    """STCF ECAL barrel: 11x11 pure CsI crystals, ~5x5 cm face, 28 cm long (seed 001)."""
-    return make_grid(
-        "stcf11x11",
-        "STCF ECAL: 11x11 pure CsI crystals (50x50x280 mm) centred on the hit crystal",
-        1, 11, 11, (50.0, 50.0, 280.0), threshold=1.0, materials="pure CsI",
-    )
-
-
-def bes3_11x11() -> Geometry:
-    """BESIII EMC barrel: 11x11 CsI(Tl) crystals, 5.2x5.2 cm front face, 28 cm long (seed 004)."""
-    return make_grid(
-        "bes3-11x11",
-        "BESIII EMC: 11x11 CsI(Tl) crystals (52x52x280 mm) centred on the hit crystal",
-        1, 11, 11, (52.0, 52.0, 280.0), threshold=1.0, materials="CsI(Tl)",
-    )
-
-
-def darkshine() -> Geometry:
-    """DarkSHINE ECAL: 20x20x11 LYSO cells of 25x25x40 mm (seed 003, notes/geant4-offline)."""
-    return make_grid(
-        "darkshine",
-        "DarkSHINE ECAL: 20x20x11 LYSO cells (25x25x40 mm)",
-        11, 20, 20, (25.0, 25.0, 40.0), threshold=0.5, materials="LYSO (Lu1.8Y0.2SiO5:Ce, 7.1 g/cm3)",
     )

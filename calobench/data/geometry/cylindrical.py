@@ -1,4 +1,4 @@
-"""CaloChallenge 2022 geometries, built by reading the official binning XML files.
+"""Cylindrical (layer, alpha, r) readouts built from a CaloChallenge binning XML file.
 
 Cell order is the challenge's: layer outermost, then alpha, then r (r fastest).
 Alpha bins are equal bins over [-pi, pi); a layer with ``r_edges="0"`` has no cells.
@@ -9,21 +9,13 @@ challenge's XMLHandler ("eta" = x, "phi" = y).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from calobench.errors import CalobenchError
 from calobench.data.geometry.base import CYLINDRICAL, Geometry, LayerBinning
-
-#: Depth of one readout layer in the Par04 W/Si geometry of datasets 2 and 3:
-#: two physical layers of 1.4 mm W + 0.3 mm Si (reference/calochallenge/README.md).
-PAR04_LAYER_DEPTH_MM = 3.4
-
-#: Nominal depth (mm) of the ATLAS layers of dataset 1, measured from the presampler,
-#: for drawing and point-cloud views only (the challenge gives no depths).
-ATLAS_LAYER_DEPTH_MM = {0: 0.0, 1: 95.0, 2: 240.0, 3: 455.0, 12: 1000.0, 13: 1500.0, 14: 2000.0}
 
 
 def read_binning(path: str | Path) -> tuple[str, int, tuple[LayerBinning, ...]]:
@@ -47,9 +39,18 @@ def read_binning(path: str | Path) -> tuple[str, int, tuple[LayerBinning, ...]]:
 
 
 def from_binning(
-    name: str, xml_path: str | Path, threshold: float, description: str, depth_of_layer
+    name: str,
+    xml_path: str | Path,
+    threshold: float,
+    description: str,
+    depth_of_layer: Callable[[int], float],
+    layer_thickness: float,
 ) -> Geometry:
-    """Build a cylindrical Geometry from a binning XML; depth_of_layer(layer_id) -> mm."""
+    """Build a cylindrical Geometry from a binning XML.
+
+    depth_of_layer(layer_id) -> depth (mm) of the cell centres of that layer; layer_thickness:
+    depth extent (mm) of every cell; threshold in MeV.
+    """
     particle, _, layers = read_binning(xml_path)
     centres, sizes, layer_index = [], [], []
     for index, binning in enumerate(layers):
@@ -62,7 +63,7 @@ def from_binning(
         z = depth_of_layer(binning.layer_id)
         centres.append(np.stack([rr.ravel() * np.cos(aa.ravel()), rr.ravel() * np.sin(aa.ravel()),
                                  np.full(rr.size, z)], axis=1))
-        sizes.append(np.stack([ddr.ravel(), rr.ravel() * dalpha, np.full(rr.size, PAR04_LAYER_DEPTH_MM)], axis=1))
+        sizes.append(np.stack([ddr.ravel(), rr.ravel() * dalpha, np.full(rr.size, layer_thickness)], axis=1))
         layer_index.append(np.full(rr.size, index))
     centres = np.concatenate(centres)
     return Geometry(
@@ -77,36 +78,3 @@ def from_binning(
         layers=layers,
         materials=f"binning of {Path(xml_path).name} ({particle})",
     )
-
-
-def binning_file(filename: str) -> Path:
-    """Path of a shipped official binning XML."""
-    return Path(str(resources.files("calobench.data.geometry") / "binning" / filename))
-
-
-def _par04_depth(layer_id: int) -> float:
-    return (layer_id + 0.5) * PAR04_LAYER_DEPTH_MM
-
-
-def _atlas_depth(layer_id: int) -> float:
-    return ATLAS_LAYER_DEPTH_MM.get(layer_id, 100.0 * layer_id)
-
-
-def calochallenge_1_photons() -> Geometry:
-    return from_binning("calochallenge-1-photons", binning_file("binning_dataset_1_photons.xml"), 1.0,
-                        "CaloChallenge dataset 1 photons: ATLAS calorimeter, 368 voxels in 5 layers", _atlas_depth)
-
-
-def calochallenge_1_pions() -> Geometry:
-    return from_binning("calochallenge-1-pions", binning_file("binning_dataset_1_pions.xml"), 1.0,
-                        "CaloChallenge dataset 1 pions: ATLAS calorimeter, 533 voxels in 7 layers", _atlas_depth)
-
-
-def calochallenge_2() -> Geometry:
-    return from_binning("calochallenge-2", binning_file("binning_dataset_2.xml"), 0.01515,
-                        "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r", _par04_depth)
-
-
-def calochallenge_3() -> Geometry:
-    return from_binning("calochallenge-3", binning_file("binning_dataset_3.xml"), 0.01515,
-                        "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r", _par04_depth)

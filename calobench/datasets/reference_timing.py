@@ -1,4 +1,7 @@
-"""Geant4 time per event of the embedded reference samples (the speed-up denominator)."""
+"""Geant4 time per event of the embedded reference samples (the speed-up denominator).
+
+`calobench simulate` stores it in the provenance of the file it writes (``geant4_timing``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import json
 import h5py
 import numpy as np
 
-from calobench.datasets import get_dataset
+from calobench.datasets.registry import get_dataset
 
 
 def timing_table(dataset_name: str) -> dict | None:

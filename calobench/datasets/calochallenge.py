@@ -1,0 +1,101 @@
+"""CaloChallenge 2022 datasets (CaloChallenge/homepage, reference/calochallenge/README.md).
+
+The readouts are read from the challenge's own binning XML files (data/binning/). Dataset 1 is
+the ATLAS calorimeter (photons and pions; no Geant4 set-up here, CaloChallenge files only);
+datasets 2 and 3 are the Par04 W/Si calorimeter, simulated by `calobench simulate` as a
+stand-in: 90 sub-layers of 1.4 mm W + 0.3 mm Si, two sub-layers per readout layer, flat slabs
+instead of the Par04 cylinder (inner radius 800 mm; over the readout radius, < 42 mm, the
+sagitta is below 1.1 mm).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calobench.data.geometry import Geometry, from_binning
+from calobench.datasets.detector import Material, SamplingSlabs
+from calobench.datasets.registry import CHALLENGE_SOURCE, Dataset, data_path, register
+
+#: Depth of one readout layer in the Par04 W/Si geometry of datasets 2 and 3:
+#: two physical layers of 1.4 mm W + 0.3 mm Si (reference/calochallenge/README.md).
+PAR04_LAYER_DEPTH_MM = 3.4
+
+#: Nominal depth (mm) of the ATLAS layers of dataset 1, measured from the presampler,
+#: for drawing and point-cloud views only (the challenge gives no depths).
+ATLAS_LAYER_DEPTH_MM = {0: 0.0, 1: 95.0, 2: 240.0, 3: 455.0, 12: 1000.0, 13: 1500.0, 14: 2000.0}
+
+#: The challenge stores silicon deposits divided by the Par04 sampling fraction 0.033, so that
+#: E_tot / E_inc is near 1; its 15.15 keV readout threshold is 0.5 keV of raw silicon deposit
+#: divided by the same factor.
+PAR04 = SamplingSlabs(absorber=Material("G4_W"), sensor=Material("G4_Si"), absorber_mm=1.4, sensor_mm=0.3,
+                      sublayers=90, half_width_mm=500.0, sampling_fraction=0.033,
+                      log_energy=True, sparse_output=True)
+PAR04_THRESHOLD_MEV = 0.01515
+
+
+def binning_file(filename: str) -> Path:
+    """Path of a shipped official binning XML."""
+    return data_path("binning", filename)
+
+
+def _par04_depth(layer_id: int) -> float:
+    return (layer_id + 0.5) * PAR04_LAYER_DEPTH_MM
+
+
+def _atlas_depth(layer_id: int) -> float:
+    return ATLAS_LAYER_DEPTH_MM.get(layer_id, 100.0 * layer_id)
+
+
+def _geometry(name: str, filename: str, threshold: float, description: str, depth) -> Geometry:
+    # every cell is drawn PAR04_LAYER_DEPTH_MM deep (dataset 1 too: the challenge gives no depths)
+    return from_binning(name, binning_file(filename), threshold, description, depth, PAR04_LAYER_DEPTH_MM)
+
+
+DATASET_1_PHOTONS = register(Dataset(
+    name="calochallenge-1-photons",
+    geometry=_geometry("calochallenge-1-photons", "binning_dataset_1_photons.xml", 1.0,
+                       "CaloChallenge dataset 1 photons: ATLAS calorimeter, 368 voxels in 5 layers", _atlas_depth),
+    particles=("gamma",),
+    energy_range=(256.0, 4194304.0),
+    reference="CaloChallenge files only",
+    seed_document="002",
+    challenge_key="ds1_photons",
+))
+DATASET_1_PIONS = register(Dataset(
+    name="calochallenge-1-pions",
+    geometry=_geometry("calochallenge-1-pions", "binning_dataset_1_pions.xml", 1.0,
+                       "CaloChallenge dataset 1 pions: ATLAS calorimeter, 533 voxels in 7 layers", _atlas_depth),
+    particles=("pi+",),
+    energy_range=(256.0, 4194304.0),
+    reference="CaloChallenge files only",
+    seed_document="002",
+    challenge_key="ds1_pions",
+))
+#: Geant4 needs ~13 ms of CPU per GeV in Par04, so the stand-in covers 1-64 GeV, not the
+#: challenge's 1 GeV-1 TeV.
+DATASET_2 = register(Dataset(
+    name="calochallenge-2",
+    geometry=_geometry("calochallenge-2", "binning_dataset_2.xml", PAR04_THRESHOLD_MEV,
+                       "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r", _par04_depth),
+    particles=("e-",),
+    energy_range=(1000.0, 1000000.0),
+    reference=CHALLENGE_SOURCE,
+    seed_document="002",
+    simulation_energy_range=(1000.0, 64000.0),
+    geant4=PAR04,
+    small_reference=True,  # 1000 showers of 6480 cells
+    challenge_key="ds2",
+))
+DATASET_3 = register(Dataset(
+    name="calochallenge-3",
+    geometry=_geometry("calochallenge-3", "binning_dataset_3.xml", PAR04_THRESHOLD_MEV,
+                       "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r", _par04_depth),
+    particles=("e-",),
+    energy_range=(1000.0, 1000000.0),
+    reference=CHALLENGE_SOURCE,
+    seed_document="002",
+    simulation_energy_range=(1000.0, 64000.0),
+    geant4=PAR04,
+    small_reference=True,  # 600 showers of 40500 cells
+    challenge_key="ds3",
+))
