@@ -9,6 +9,9 @@ import numpy as np
 
 from calobench.data.geometry.base import GRID, Geometry
 
+#: Radius of the Zernike moments of the 11x11 crystal images (BESIII EMC reconstruction convention), mm.
+CRYSTAL_ZERNIKE_RADIUS_MM = 150.0
+
 
 def make_grid(
     name: str,
@@ -19,11 +22,14 @@ def make_grid(
     cell_size: tuple[float, float, float],
     threshold: float,
     materials: str,
+    zernike_radius: float | None = None,
 ) -> Geometry:
     """A (layers, ny, nx) box grid centred on the middle cell, x fastest.
 
     cell_size: (dx, dy, dz) in mm. x and y are transverse, measured from the middle
     of the grid; z is the depth of the cell centre behind the front face.
+    zernike_radius: mm; given for a crystal image (one layer of n x n crystals, n odd, centred
+    on the hit crystal), which it marks as such (Geometry.crystal_image).
     """
     dx, dy, dz = cell_size
     layer, iy, ix = np.meshgrid(np.arange(n_layers), np.arange(ny), np.arange(nx), indexing="ij")
@@ -46,6 +52,8 @@ def make_grid(
         sizes=sizes,
         layer_index=layer.ravel(),
         materials=materials,
+        crystal_image=zernike_radius is not None,
+        zernike_radius=zernike_radius,
     )
 
 
@@ -55,6 +63,7 @@ def stcf11x11() -> Geometry:
         "stcf11x11",
         "STCF ECAL: 11x11 pure CsI crystals (50x50x280 mm) centred on the hit crystal",
         1, 11, 11, (50.0, 50.0, 280.0), threshold=1.0, materials="pure CsI",
+        zernike_radius=CRYSTAL_ZERNIKE_RADIUS_MM,
     )
 
 
@@ -64,6 +73,7 @@ def bes3_11x11() -> Geometry:
         "bes3-11x11",
         "BESIII EMC: 11x11 CsI(Tl) crystals (52x52x280 mm) centred on the hit crystal",
         1, 11, 11, (52.0, 52.0, 280.0), threshold=1.0, materials="CsI(Tl)",
+        zernike_radius=CRYSTAL_ZERNIKE_RADIUS_MM,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +25,14 @@ PAR04_LAYER_DEPTH_MM = 3.4
 #: Nominal depth (mm) of the ATLAS layers of dataset 1, measured from the presampler,
 #: for drawing and point-cloud views only (the challenge gives no depths).
 ATLAS_LAYER_DEPTH_MM = {0: 0.0, 1: 95.0, 2: 240.0, 3: 455.0, 12: 1000.0, 13: 1500.0, 14: 2000.0}
+
+#: The challenge's histogram ranges in mm (evaluate_plotting_helper.py) of the centres of energy
+#: and widths in eta / phi ("ec", "width") and in r ("ec_r", "width_r"): datasets 2 and 3 ...
+PAR04_HISTOGRAM_RANGES = {"ec": (-30.0, 30.0), "width": (0.0, 30.0), "ec_r": (0.0, 42.0), "width_r": (0.0, 20.0)}
+#: ... and dataset 1, whose outer layers get wider ranges: 12 and 13 in eta / phi, 12 to 14 in r.
+ATLAS_HISTOGRAM_RANGES = {"ec": (-100.0, 100.0), "width": (0.0, 100.0), "ec_r": (0.0, 500.0), "width_r": (0.0, 500.0)}
+ATLAS_OUTER_HISTOGRAM_RANGES = {"ec": (-500.0, 500.0), "width": (0.0, 400.0), "ec_r": (0.0, 1500.0),
+                                "width_r": (0.0, 1500.0)}
 
 
 def read_binning(path: str | Path) -> tuple[str, int, tuple[LayerBinning, ...]]:
@@ -47,9 +56,12 @@ def read_binning(path: str | Path) -> tuple[str, int, tuple[LayerBinning, ...]]:
 
 
 def from_binning(
-    name: str, xml_path: str | Path, threshold: float, description: str, depth_of_layer
+    name: str, xml_path: str | Path, threshold: float, description: str, depth_of_layer,
+    histogram_ranges: Callable[[int], dict[str, tuple[float, float]]] | None = None,
 ) -> Geometry:
-    """Build a cylindrical Geometry from a binning XML; depth_of_layer(layer_id) -> mm."""
+    """Build a cylindrical Geometry from a binning XML; depth_of_layer(layer_id) -> mm;
+    histogram_ranges(layer_id) -> the challenge's ranges (Geometry.histogram_ranges), for the
+    CaloChallenge datasets only."""
     particle, _, layers = read_binning(xml_path)
     centres, sizes, layer_index = [], [], []
     for index, binning in enumerate(layers):
@@ -76,6 +88,8 @@ def from_binning(
         layer_index=np.concatenate(layer_index),
         layers=layers,
         materials=f"binning of {Path(xml_path).name} ({particle})",
+        histogram_ranges=None if histogram_ranges is None else {b.layer_id: histogram_ranges(b.layer_id)
+                                                                for b in layers},
     )
 
 
@@ -92,21 +106,35 @@ def _atlas_depth(layer_id: int) -> float:
     return ATLAS_LAYER_DEPTH_MM.get(layer_id, 100.0 * layer_id)
 
 
+def _par04_ranges(layer_id: int) -> dict[str, tuple[float, float]]:
+    return PAR04_HISTOGRAM_RANGES
+
+
+def _atlas_ranges(layer_id: int) -> dict[str, tuple[float, float]]:
+    eta_phi = ATLAS_OUTER_HISTOGRAM_RANGES if layer_id in (12, 13) else ATLAS_HISTOGRAM_RANGES
+    radial = ATLAS_OUTER_HISTOGRAM_RANGES if layer_id in (12, 13, 14) else ATLAS_HISTOGRAM_RANGES
+    return {"ec": eta_phi["ec"], "width": eta_phi["width"], "ec_r": radial["ec_r"], "width_r": radial["width_r"]}
+
+
 def calochallenge_1_photons() -> Geometry:
     return from_binning("calochallenge-1-photons", binning_file("binning_dataset_1_photons.xml"), 1.0,
-                        "CaloChallenge dataset 1 photons: ATLAS calorimeter, 368 voxels in 5 layers", _atlas_depth)
+                        "CaloChallenge dataset 1 photons: ATLAS calorimeter, 368 voxels in 5 layers", _atlas_depth,
+                        _atlas_ranges)
 
 
 def calochallenge_1_pions() -> Geometry:
     return from_binning("calochallenge-1-pions", binning_file("binning_dataset_1_pions.xml"), 1.0,
-                        "CaloChallenge dataset 1 pions: ATLAS calorimeter, 533 voxels in 7 layers", _atlas_depth)
+                        "CaloChallenge dataset 1 pions: ATLAS calorimeter, 533 voxels in 7 layers", _atlas_depth,
+                        _atlas_ranges)
 
 
 def calochallenge_2() -> Geometry:
     return from_binning("calochallenge-2", binning_file("binning_dataset_2.xml"), 0.01515,
-                        "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r", _par04_depth)
+                        "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r", _par04_depth,
+                        _par04_ranges)
 
 
 def calochallenge_3() -> Geometry:
     return from_binning("calochallenge-3", binning_file("binning_dataset_3.xml"), 0.01515,
-                        "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r", _par04_depth)
+                        "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r", _par04_depth,
+                        _par04_ranges)
