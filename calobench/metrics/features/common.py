@@ -81,16 +81,16 @@ class FeatureExtractor(ABC):
     # ---- low-level classifier input -----------------------------------------------------
     @property
     @abstractmethod
-    def _low_cells(self) -> int:
+    def _n_low_cells(self) -> int:
         """Number of cell columns of the low-level input."""
 
     @abstractmethod
     def _low_level_cells(self, chunk: ShowerSet) -> np.ndarray:
-        """(n, _low_cells) cell energies in MeV (before the division by E_inc)."""
+        """(n, _n_low_cells) cell energies in MeV (before the division by E_inc)."""
 
     @property
     def low_dim(self) -> int:
-        return 1 + self._low_cells + len(self.condition_names)
+        return 1 + self._n_low_cells + len(self.condition_names)
 
     def low_level(self, chunk: ShowerSet) -> np.ndarray:
         """(n, low_dim) float32 input of the low-level classifier: log10(E_inc), the cells

@@ -119,7 +119,7 @@ class LayerFeatures(FeatureExtractor):
 
     # ---- low-level classifier input -----------------------------------------------------
     @property
-    def _low_cells(self) -> int:
+    def _n_low_cells(self) -> int:
         return self.geometry.n_cells
 
     def _low_level_cells(self, chunk: ShowerSet) -> np.ndarray:

@@ -95,7 +95,7 @@ class PointCloudFeatures(FeatureExtractor):
 
     # ---- low-level classifier input -----------------------------------------------------
     @property
-    def _low_cells(self) -> int:
+    def _n_low_cells(self) -> int:
         w = 2 * PC_LOW_HALF + 1
         return self.geometry.barrel.n_layers * w * w
 
