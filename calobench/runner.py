@@ -10,7 +10,7 @@ Steps (``run_benchmark``):
 3. the trained model is saved to ``<out>/model`` (config.json + weights.safetensors);
 4. one shower is generated per test event (its incident energy and conditions) and written
    to ``<out>/generated.h5`` in the dataset's layout;
-5. calobench.compare evaluates generated against the test split (``<out>/metrics.json``);
+5. calobench.api.compare evaluates generated against the test split (``<out>/metrics.json``);
 6. generation is timed on every available device (calobench.timing);
 7. an entry is added to ``<leaderboard_dir>/<dataset>.json``.
 """
@@ -25,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from calobench.api import compare, load, save
 from calobench.errors import CalobenchError
 from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
 from calobench.models.registry import check_supported
 from calobench.data.showerset import ShowerSet
+from calobench.metrics.result import Result
 from calobench.timing import TimingOptions, time_model
 
 SPLIT_SEED = 20241121
@@ -87,7 +89,7 @@ class RunOptions:
 class RunOutcome:
     model: Generator
     history: dict
-    result: object  # calobench.metrics.Result
+    result: Result
     timing: dict
     entry: dict
     out: Path
@@ -110,8 +112,6 @@ def split_indices(n: int, seed: int = SPLIT_SEED,
 
 def load_reference(dataset: str, reference: str | Path | None = None) -> ShowerSet:
     """The dataset's embedded sample, or ``reference`` read as a file of that dataset."""
-    from calobench import load
-
     return load(reference if reference is not None else dataset, dataset)
 
 
@@ -153,7 +153,6 @@ def run_benchmark(options: RunOptions) -> RunOutcome:
 
 def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     import torch
-    from calobench import compare, save
     from calobench.leaderboard import add_entry, make_entry
 
     cls = check_supported(options.model, options.dataset)

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from calobench.api import compare
 from calobench.datasets import get_geometry
-from calobench.metrics import FeatureExtractor, compare
-from calobench.metrics.classifier import ClassifierOptions, Source, dnn_test
+from calobench.metrics import feature_extractor
+from calobench.metrics.classifiers import ClassifierOptions, Source, dnn_test
 from calobench.data.showerfile import save
 from calobench.data.showerset import ShowerSet
 
@@ -47,7 +48,7 @@ def test_classifier_floor_and_ceiling():
 def test_low_level_classifier_sees_energy_scale():
     ref = gaussian_showers("stcf11x11", 2000, 1)
     scaled = gaussian_showers("stcf11x11", 2000, 3, scale=1.1)
-    fx = FeatureExtractor(ref.geometry)
+    fx = feature_extractor(ref.geometry)
     src = [Source(len(s), fx.low_dim, (lambda s: lambda a, b: fx.low_level(s.slice(a, b)))(s)) for s in (scaled, ref)]
     out = dnn_test(src[0], src[1], 0, ClassifierOptions(epochs=20, hidden=64, lr=2e-3, block_events=700))
     assert out["auc"] > 0.85
@@ -79,7 +80,7 @@ def test_same_seed_same_numbers_and_streaming(tmp_path):
 
 def test_features_streamed_equal_in_memory():
     ss = gaussian_showers("darkshine", 300, 5)
-    fx = FeatureExtractor(ss.geometry)
+    fx = feature_extractor(ss.geometry)
     whole = fx.compute(ss)
     parts = np.concatenate([fx.compute(c) for c in ss.iter_chunks(41)])
     np.testing.assert_array_equal(whole, parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calobench.metrics.multivariate import fpd, kpd
+from calobench.metrics.fpd import fpd, kpd
 
 gen_metrics = pytest.importorskip("jetnet.evaluation.gen_metrics", exc_type=ImportError)
 

@@ -10,9 +10,10 @@ from calobench.data.geometry import read_binning
 from calobench.datasets import get_geometry
 from calobench.datasets.calochallenge import binning_file
 from calobench.metrics.distances import chi2_ndf, jensen_shannon, separation_power, wasserstein1
-from calobench.metrics.features import FeatureExtractor
-from calobench.metrics.histogram import HistogramState, poisson_weights
-from calobench.metrics.multivariate import fpd, frechet_distance, kpd, prdc
+from calobench.metrics.features import feature_extractor
+from calobench.metrics.fpd import fpd, frechet_distance, kpd
+from calobench.metrics.histograms import HistogramState, poisson_weights
+from calobench.metrics.prdc import prdc
 from calobench.metrics.resolution import ResponseState, fit_resolution
 from calobench.data.showerset import CellList, ShowerSet
 
@@ -72,7 +73,7 @@ def _one(geometry, cell, energy=100.0, e_inc=200.0):
 
 def test_one_hot_cell_in_crystal_grid():
     g = get_geometry("bes3-11x11")
-    fx = FeatureExtractor(g)
+    fx = feature_extractor(g)
     centre = 5 * 11 + 5
     f = dict(zip(fx.names, fx.compute(_one(g, centre))[0]))
     assert f["etot"] == 100 and f["etot_einc"] == 0.5 and f["n_hit"] == 1
@@ -87,7 +88,7 @@ def test_one_hot_cell_in_crystal_grid():
 
 def test_symmetric_ring_in_crystal_grid():
     g = get_geometry("bes3-11x11")
-    fx = FeatureExtractor(g)
+    fx = feature_extractor(g)
     x = np.zeros((1, 121), dtype=np.float32)
     c = 5 * 11 + 5
     x[0, [c - 1, c + 1, c - 11, c + 11]] = 25.0
@@ -105,7 +106,7 @@ def test_symmetric_ring_in_crystal_grid():
 
 def test_one_hot_cell_cylindrical_matches_binning():
     g = get_geometry("calochallenge-2")
-    fx = FeatureExtractor(g)
+    fx = feature_extractor(g)
     b = g.layers[3]
     start = g.layer_slices[3].start
     ia, ir = 5, 2
@@ -122,7 +123,7 @@ def test_point_cloud_barycenter():
     g = get_geometry("cepc")
     cells = np.array([[1800.0, 0, 10, 2.0], [1810.0, 0, -10, 2.0], [1820.0, 5, 0, 4.0]], dtype=np.float32)
     ss = ShowerSet(g, [1000.0], CellList(cells, np.array([0, 3])))
-    fx = FeatureExtractor(g)
+    fx = feature_extractor(g)
     f = dict(zip(fx.names, fx.compute(ss)[0]))
     assert f["etot"] == pytest.approx(8.0) and f["n_hit"] == 3 and f["etot_einc"] == pytest.approx(0.008)
     assert f["bary_x"] == pytest.approx((1800 * 2 + 1810 * 2 + 1820 * 4) / 8)
@@ -165,7 +166,7 @@ def test_cylindrical_features_equal_challenge_definitions(name, xml):
     g = get_geometry(name)
     rng = np.random.default_rng(5)
     showers = (rng.exponential(2.0, size=(50, g.n_cells)) * (rng.random((50, g.n_cells)) < 0.3)).astype(np.float32)
-    fx = FeatureExtractor(g)
+    fx = feature_extractor(g)
     table = fx.compute(ShowerSet(g, np.full(50, 1000.0), showers))
     expected = _challenge_features_by_loops(xml, showers, g.threshold)
     for key, values in expected.items():
@@ -211,8 +212,6 @@ def test_histogram_state_streams_and_merges():
 
 def test_fpd_extrapolation_is_not_stuck_at_the_fit_start():
     """Distances far from 1 must still be fitted (curve_fit's default start is (1, 1))."""
-    from calobench.metrics.multivariate import fpd
-
     rng = np.random.default_rng(5)
     a = rng.normal(0.0, 1.0, (3000, 3))
     value, _ = fpd(a, rng.normal(10.0, 1.0, (3000, 3)), min_samples=500, max_samples=3000,
@@ -222,8 +221,6 @@ def test_fpd_extrapolation_is_not_stuck_at_the_fit_start():
 
 def test_fpd_of_samples_smaller_than_min_samples_is_finite():
     """With one batch size there is nothing to extrapolate: the mean over batches is reported."""
-    from calobench.metrics.multivariate import fpd
-
     rng = np.random.default_rng(6)
     value, error = fpd(rng.normal(0.0, 1.0, (200, 3)), rng.normal(3.0, 1.0, (200, 3)),
                        min_samples=200, max_samples=200, normalise_features=False)

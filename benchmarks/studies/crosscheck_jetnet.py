@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calobench.metrics.multivariate import fpd, kpd
+from calobench.metrics.fpd import fpd, kpd
 
 JETNET_SNIPPET = """
 import json, sys

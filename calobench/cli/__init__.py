@@ -18,7 +18,7 @@ from calobench.cli import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from calobench import __version__
+    from calobench.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="calobench",

@@ -20,6 +20,7 @@ GEOMETRY = make_grid(
     "bes3-11x11",
     "BESIII EMC: 11x11 CsI(Tl) crystals (52x52x280 mm) centred on the hit crystal",
     1, 11, 11, (52.0, 52.0, 280.0), threshold=1.0, materials="CsI(Tl)",
+    zernike_radius=150.0,  # mm, the BESIII EMC reconstruction's radius of the Zernike moments
 )
 #: CsI (4.51 g/cm3) doped with 0.1 % thallium by mass; shower constants those of CsI (PDG).
 CSI_TL = Material("CsI_Tl", density=4.51, components=(("G4_CESIUM_IODIDE", 0.999), ("Tl", 0.001)),

@@ -33,6 +33,15 @@ PAR04 = SamplingSlabs(absorber=Material("G4_W"), sensor=Material("G4_Si"), absor
 PAR04_THRESHOLD_MEV = 0.01515
 
 
+#: The challenge's histogram ranges in mm (evaluate_plotting_helper.py) of the centres of energy
+#: and widths in eta / phi ("ec", "width") and in r ("ec_r", "width_r"): datasets 2 and 3 ...
+PAR04_HISTOGRAM_RANGES = {"ec": (-30.0, 30.0), "width": (0.0, 30.0), "ec_r": (0.0, 42.0), "width_r": (0.0, 20.0)}
+#: ... and dataset 1, whose outer layers get wider ranges: 12 and 13 in eta / phi, 12 to 14 in r.
+ATLAS_HISTOGRAM_RANGES = {"ec": (-100.0, 100.0), "width": (0.0, 100.0), "ec_r": (0.0, 500.0), "width_r": (0.0, 500.0)}
+ATLAS_OUTER_HISTOGRAM_RANGES = {"ec": (-500.0, 500.0), "width": (0.0, 400.0), "ec_r": (0.0, 1500.0),
+                                "width_r": (0.0, 1500.0)}
+
+
 def binning_file(filename: str) -> Path:
     """Path of a shipped official binning XML."""
     return data_path("binning", filename)
@@ -46,15 +55,25 @@ def _atlas_depth(layer_id: int) -> float:
     return ATLAS_LAYER_DEPTH_MM.get(layer_id, 100.0 * layer_id)
 
 
-def _geometry(name: str, filename: str, threshold: float, description: str, depth) -> Geometry:
+def _par04_ranges(layer_id: int) -> dict[str, tuple[float, float]]:
+    return PAR04_HISTOGRAM_RANGES
+
+
+def _atlas_ranges(layer_id: int) -> dict[str, tuple[float, float]]:
+    eta_phi = ATLAS_OUTER_HISTOGRAM_RANGES if layer_id in (12, 13) else ATLAS_HISTOGRAM_RANGES
+    radial = ATLAS_OUTER_HISTOGRAM_RANGES if layer_id in (12, 13, 14) else ATLAS_HISTOGRAM_RANGES
+    return {"ec": eta_phi["ec"], "width": eta_phi["width"], "ec_r": radial["ec_r"], "width_r": radial["width_r"]}
+
+
+def _geometry(name: str, filename: str, threshold: float, description: str, depth, ranges) -> Geometry:
     # every cell is drawn PAR04_LAYER_DEPTH_MM deep (dataset 1 too: the challenge gives no depths)
-    return from_binning(name, binning_file(filename), threshold, description, depth, PAR04_LAYER_DEPTH_MM)
+    return from_binning(name, binning_file(filename), threshold, description, depth, PAR04_LAYER_DEPTH_MM, ranges)
 
 
 DATASET_1_PHOTONS = register(Dataset(
     name="calochallenge-1-photons",
     geometry=_geometry("calochallenge-1-photons", "binning_dataset_1_photons.xml", 1.0,
-                       "CaloChallenge dataset 1 photons: ATLAS calorimeter, 368 voxels in 5 layers", _atlas_depth),
+                       "CaloChallenge dataset 1 photons: ATLAS calorimeter, 368 voxels in 5 layers", _atlas_depth, _atlas_ranges),
     particles=("gamma",),
     energy_range=(256.0, 4194304.0),
     reference="CaloChallenge files only",
@@ -64,7 +83,7 @@ DATASET_1_PHOTONS = register(Dataset(
 DATASET_1_PIONS = register(Dataset(
     name="calochallenge-1-pions",
     geometry=_geometry("calochallenge-1-pions", "binning_dataset_1_pions.xml", 1.0,
-                       "CaloChallenge dataset 1 pions: ATLAS calorimeter, 533 voxels in 7 layers", _atlas_depth),
+                       "CaloChallenge dataset 1 pions: ATLAS calorimeter, 533 voxels in 7 layers", _atlas_depth, _atlas_ranges),
     particles=("pi+",),
     energy_range=(256.0, 4194304.0),
     reference="CaloChallenge files only",
@@ -76,7 +95,7 @@ DATASET_1_PIONS = register(Dataset(
 DATASET_2 = register(Dataset(
     name="calochallenge-2",
     geometry=_geometry("calochallenge-2", "binning_dataset_2.xml", PAR04_THRESHOLD_MEV,
-                       "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r", _par04_depth),
+                       "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r", _par04_depth, _par04_ranges),
     particles=("e-",),
     energy_range=(1000.0, 1000000.0),
     reference=CHALLENGE_SOURCE,
@@ -89,7 +108,7 @@ DATASET_2 = register(Dataset(
 DATASET_3 = register(Dataset(
     name="calochallenge-3",
     geometry=_geometry("calochallenge-3", "binning_dataset_3.xml", PAR04_THRESHOLD_MEV,
-                       "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r", _par04_depth),
+                       "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r", _par04_depth, _par04_ranges),
     particles=("e-",),
     energy_range=(1000.0, 1000000.0),
     reference=CHALLENGE_SOURCE,

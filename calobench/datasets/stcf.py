@@ -21,6 +21,7 @@ GEOMETRY = make_grid(
     "stcf11x11",
     "STCF ECAL: 11x11 pure CsI crystals (50x50x280 mm) centred on the hit crystal",
     1, 11, 11, (50.0, 50.0, 280.0), threshold=1.0, materials="pure CsI",
+    zernike_radius=150.0,  # mm, the BESIII EMC reconstruction's radius of the Zernike moments
 )
 #: pure CsI (4.51 g/cm3); X0, critical energy and Z: PDG values.
 CSI = Material("G4_CESIUM_IODIDE", x0_mm=18.6, critical_energy_mev=11.17, z=54.0)

@@ -17,18 +17,14 @@ from pathlib import Path
 
 from calobench.datasets import get_dataset
 from calobench.hardware import cpu_name
-
-#: Version of the metric definitions used for leaderboard numbers. Taken from
-#: calobench.metrics.METRICS_VERSION when the metrics package defines it.
-DEFAULT_METRICS_VERSION = "1"
+from calobench.version import __version__
 
 
 def metrics_version() -> str:
-    try:
-        from calobench import metrics
-    except ImportError:
-        return DEFAULT_METRICS_VERSION
-    return str(getattr(metrics, "METRICS_VERSION", DEFAULT_METRICS_VERSION))
+    """Version of the metric definitions used for leaderboard numbers (calobench.metrics.METRICS_VERSION)."""
+    from calobench.metrics import METRICS_VERSION
+
+    return METRICS_VERSION
 
 
 def reference_fingerprint(path: str | Path | None) -> str | None:
@@ -99,8 +95,6 @@ def make_entry(*, model: str, family: str, seed_document: str, preset: str, para
                evaluation: dict | None = None, command: str = "", split_seed: int | None = None,
                reference: str = "", reference_path: str | Path | None = None) -> dict:
     """A leaderboard entry (see schema.json). metrics: name -> {value, std[, floor]}."""
-    from calobench import __version__
-
     date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     chash = config_hash({"model": model, "dataset": dataset, "preset": preset, "config": config,
                          "split_seed": split_seed, "reference": reference})

@@ -1,10 +1,19 @@
-"""Evaluation metrics: features, 1-d distances, FPD/KPD/PRDC, classifier tests, resolution.
+"""Evaluation metrics as stages: features, 1-d distances, resolution, FPD/KPD, PRDC, classifier tests.
 
-Entry point: ``compare(generated, reference, ...) -> Result`` (calobench.metrics.compare).
+Entry point: ``evaluate(generated, reference, EvaluationOptions(...)) -> Result`` on ShowerSets
+(calobench.metrics.evaluate); the stage contract is calobench.metrics.stage. The public
+``calobench.compare`` (paths, JSON, report) is calobench.api.compare.
 """
 
-from calobench.metrics.compare import STAGES, compare
-from calobench.metrics.features import FeatureExtractor
+from calobench.metrics.classifiers import ClassifierOptions
+from calobench.metrics.evaluate import STAGES, EvaluationOptions, ProgressLog, evaluate, parse_stages
+from calobench.metrics.features import FeatureExtractor, feature_extractor
 from calobench.metrics.result import Result
+from calobench.metrics.stage import Chunk, Stage
 
-__all__ = ["FeatureExtractor", "Result", "STAGES", "compare"]
+#: Version of the metric definitions: part of every leaderboard entry's benchmark version; a
+#: change that moves any number bumps it.
+METRICS_VERSION = "1"
+
+__all__ = ["METRICS_VERSION", "STAGES", "Chunk", "ClassifierOptions", "EvaluationOptions", "FeatureExtractor",
+           "ProgressLog", "Result", "Stage", "evaluate", "feature_extractor", "parse_stages"]

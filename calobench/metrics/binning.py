@@ -1,56 +1,44 @@
 """Bin edges of every feature, taken from the reference sample.
 
-CaloChallenge geometries use the challenge's own binning (evaluate_plotting_helper.py):
-E_tot/E_inc 100 bins on [0.5, 1.5]; layer energies 39 log bins from the readout threshold to
-the reference maximum; centres of energy 100 bins on [-30, 30] mm (datasets 2, 3) or
-[-100, 100] / [-500, 500] mm (dataset 1, layers 12 and 13); widths [0, 30] / [0, 100] /
-[0, 400] mm; r centres [0, 42] / [0, 500] / [0, 1500] mm (layers 12-14); r widths [0, 20] /
-[0, 500] / [0, 1500] mm; sparsity 20 bins on [0, 1]; voxel energies 49 log bins from the
-threshold to the reference maximum. Entries outside these edges are dropped, as there.
-Every other feature gets 50 equal bins between the reference's 0.1 % and 99.9 % quantiles
-(values outside are counted in the first / last bin).
+Geometries with the CaloChallenge's histogram ranges (``Geometry.histogram_ranges``) use the
+challenge's own binning (evaluate_plotting_helper.py): E_tot/E_inc 100 bins on [0.5, 1.5]; layer
+energies 39 log bins from the readout threshold to the reference maximum; centres of energy,
+widths, r centres and r widths 100 bins on the geometry's range for that layer; sparsity 20 bins
+on [0, 1]; voxel energies 49 log bins from the threshold to the reference maximum. Entries
+outside these edges are dropped, as there. Every other feature gets 50 equal bins between the
+reference's 0.1 % and 99.9 % quantiles (values outside are counted in the first / last bin).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from calobench.data.geometry import CYLINDRICAL, Geometry
+from calobench.data.geometry import Geometry
 
 N_BINS = 50
-
-
-def _ds1(geometry: Geometry) -> bool:
-    return geometry.name.startswith("calochallenge-1")
+#: Feature-name prefix -> quantity of Geometry.histogram_ranges.
+RANGED = {"ec_eta_": "ec", "ec_phi_": "ec", "width_eta_": "width", "width_phi_": "width", "ec_r_": "ec_r",
+          "width_r_": "width_r"}
 
 
 def challenge_edges(geometry: Geometry, name: str, ref_max: float) -> np.ndarray | None:
-    """The challenge's edges for ``name`` (None where the challenge draws no histogram)."""
-    if geometry.kind != CYLINDRICAL:
+    """The challenge's edges for ``name`` (None where the challenge draws no histogram, or the
+    geometry is not one of the challenge's)."""
+    if geometry.histogram_ranges is None:
         return None
     thr = geometry.threshold
-    ds1 = _ds1(geometry)
-    layer = int(name.rsplit("_", 1)[1]) if name[-1].isdigit() else None
-
-    def lin(lo, hi, n=101):
-        return np.linspace(lo, hi, n)
-
     if name == "etot_einc":
-        return lin(0.5, 1.5)
+        return np.linspace(0.5, 1.5, 101)
     if name.startswith("e_layer_"):
         return np.logspace(np.log10(thr), np.log10(max(ref_max, thr * 1.0001)), 40)
     if name == "voxel_energy":
         return np.logspace(np.log10(thr), np.log10(max(ref_max, thr * 1.0001)), 50)
     if name.startswith("sparsity_"):
         return np.linspace(0.0, 1.0, 21)
-    if name.startswith(("ec_eta_", "ec_phi_")):
-        return lin(-30, 30) if not ds1 else (lin(-500, 500) if layer in (12, 13) else lin(-100, 100))
-    if name.startswith(("width_eta_", "width_phi_")):
-        return lin(0, 30) if not ds1 else (lin(0, 400) if layer in (12, 13) else lin(0, 100))
-    if name.startswith("ec_r_"):
-        return lin(0, 42) if not ds1 else (lin(0, 1500) if layer in (12, 13, 14) else lin(0, 500))
-    if name.startswith("width_r_"):
-        return lin(0, 20) if not ds1 else (lin(0, 1500) if layer in (12, 13, 14) else lin(0, 500))
+    for prefix, quantity in RANGED.items():
+        if name.startswith(prefix):
+            lo, hi = geometry.histogram_ranges[int(name[len(prefix):])][quantity]
+            return np.linspace(lo, hi, 101)
     return None
 
 
@@ -68,6 +56,7 @@ def quantile_edges(values: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
 
 
 def log_edges(lo: float, hi: float, n_bins: int = N_BINS) -> np.ndarray:
+    """n_bins log-spaced bins from lo to hi (lo at least 1e-9, hi above lo)."""
     lo = max(lo, 1e-9)
     hi = max(hi, lo * 1.0001)
     return np.logspace(np.log10(lo), np.log10(hi), n_bins + 1)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from calobench.metrics.histogram import HistogramState
-
 
 def _normalised(h: np.ndarray) -> np.ndarray:
     h = np.asarray(h, dtype=np.float64)
@@ -65,6 +63,7 @@ def wasserstein1(gen: np.ndarray, ref: np.ndarray, edges: np.ndarray) -> float:
     return float(np.sum(diff * np.diff(centres)))
 
 
+#: kind -> fn(gen counts, ref counts, edges) -> float; metric names are ``<kind>_<feature>``.
 DISTANCES = {
     "sep": lambda g, r, e: separation_power(g, r),
     "chi2": lambda g, r, e: chi2_ndf(g, r),
@@ -72,20 +71,3 @@ DISTANCES = {
     "w1": wasserstein1,
 }
 
-
-def distances(gen: HistogramState, ref: HistogramState) -> dict[str, dict[str, float]]:
-    """Every distance of two filled states: kind -> {value, std, floor}.
-
-    value: on the nominal counts. std: spread over the paired bootstrap replicas (replica i
-    of the generated sample against replica i of the reference). floor: the reference's
-    even-index events against its odd-index events (the value two samples of the same
-    distribution reach at half the statistics).
-    """
-    out = {}
-    for kind, fn in DISTANCES.items():
-        value = fn(gen.nominal, ref.nominal, ref.edges)
-        reps = [fn(gen.boot[i], ref.boot[i], ref.edges) for i in range(min(gen.replicas, ref.replicas))]
-        std = float(np.std(reps, ddof=1)) if len(reps) > 1 else float("nan")
-        floor = fn(ref.halves[0], ref.halves[1], ref.edges)
-        out[kind] = {"value": value, "std": std, "floor": floor}
-    return out

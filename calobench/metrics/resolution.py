@@ -1,15 +1,20 @@
-"""Energy response and resolution versus incident energy.
+"""The ``resolution`` stage: energy response and resolution versus incident energy.
 
 In bins of incident energy the response is the mean of E_tot / E_inc and the width its
 standard deviation; the relative resolution sigma/E = width / mean is fitted with
 sigma/E = a / sqrt(E) (+) b (+) c / E (quadrature sum, E in GeV, a in sqrt(GeV), c in GeV).
-States are mergeable per-bin sums, so they can be filled chunk by chunk.
+ResponseStates are mergeable per-bin sums. The stage keeps E_inc and E_tot / E_inc per event
+(16 bytes an event) and fills one state per sample in ``compute``, in event order: per-chunk sums
+added in another order would move the fit (whose errors are sensitive at a bound) with the chunking.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import curve_fit
+
+from calobench.metrics.result import Result
+from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Stage
 
 
 def energy_bins(energies: np.ndarray, n_bins: int = 8) -> np.ndarray:
@@ -34,6 +39,7 @@ class ResponseState:
         self.sums = np.zeros((4, len(self.edges) - 1))
 
     def update(self, einc: np.ndarray, ratio: np.ndarray) -> None:
+        """Add events: incident energies (n,) MeV and their E_tot / E_inc (n,)."""
         nb = len(self.edges) - 1
         idx = np.searchsorted(self.edges, einc, side="right") - 1
         ok = (idx >= 0) & (idx < nb) & np.isfinite(ratio)
@@ -42,6 +48,7 @@ class ResponseState:
             self.sums[k] += np.bincount(idx, weights=w, minlength=nb)
 
     def merge(self, other: "ResponseState") -> "ResponseState":
+        """Add the sums of a state with the same bins (in place; returns self)."""
         self.sums += other.sums
         return self
 
@@ -84,3 +91,55 @@ def fit_resolution(energy_mev: np.ndarray, rel: np.ndarray, rel_err: np.ndarray,
     out = {"a": p[0], "a_err": err[0], "b": p[1], "b_err": err[1],
            "c": p[2] if use_c else 0.0, "c_err": err[2] if use_c else 0.0}
     return {k: float(v) for k, v in out.items()}
+
+
+class ResolutionStage(Stage):
+    """``resolution``: ``resolution_{a,b,c}_{gen,ref,diff}`` (fit errors as std, in quadrature for
+    diff), ``response_max_diff`` and ``resolution_max_diff`` (the largest per-bin difference of the
+    mean of E_tot / E_inc and of sigma / E). edges: bins of E_inc in MeV (``energy_bins`` of the
+    reference energies); column: index of etot_einc in the feature table."""
+
+    name = "resolution"
+
+    def __init__(self, edges: np.ndarray, column: int) -> None:
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.column = column
+        self.rows = EventRows()
+
+    def update(self, chunk: Chunk) -> None:
+        self.rows.add(chunk, np.stack([chunk.events.energies.astype(np.float64), chunk.features[:, self.column]],
+                                      axis=1))
+
+    def merge(self, other: "ResolutionStage") -> "ResolutionStage":
+        self.rows.merge(other.rows)
+        return self
+
+    def compute(self) -> Result:
+        result = Result()
+        fits = {}
+        for sample, label in ((GENERATED, "gen"), (REFERENCE, "ref")):
+            rows = self.rows.array(sample)
+            state = ResponseState(self.edges)
+            state.update(rows[:, 0], rows[:, 1])
+            resp = state.compute()
+            result.response[label] = resp
+            fits[label] = fit_resolution(resp["energy"], resp["rel"], resp["rel_err"])
+        g, r = fits["gen"], fits["ref"]
+        for p in ("a", "b", "c"):
+            result.add(f"resolution_{p}_gen", g[p], g[f"{p}_err"])
+            result.add(f"resolution_{p}_ref", r[p], r[f"{p}_err"])
+            result.add(f"resolution_{p}_diff", g[p] - r[p], float(np.hypot(g[f"{p}_err"], r[f"{p}_err"])))
+        rg, rr = result.response["gen"], result.response["ref"]
+        ok = (rg["n"] > 1) & (rr["n"] > 1)
+        if ok.any():
+            dm = (rg["mean"] - rr["mean"])[ok]
+            em = np.hypot(rg["mean_err"], rr["mean_err"])[ok]
+            k = int(np.argmax(np.abs(dm)))
+            result.add("response_max_diff", float(dm[k]), float(em[k]))
+            dw = (rg["rel"] - rr["rel"])[ok]
+            ew = np.hypot(rg["rel_err"], rr["rel_err"])[ok]
+            k = int(np.argmax(np.abs(dw)))
+            result.add("resolution_max_diff", float(dw[k]), float(ew[k]))
+        result.info = {"resolution_bins_MeV": self.edges, "stages": {self.name: {
+            "holds": f"E_inc and E_tot / E_inc per event, {self.rows.nbytes / 1e6:.1f} MB"}}}
+        return result

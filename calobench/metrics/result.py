@@ -28,6 +28,16 @@ def _plain(obj):
     return obj
 
 
+def _merge_info(into: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge_info(into[key], value)
+        elif isinstance(value, list) and isinstance(into.get(key), list):
+            into[key].extend(value)
+        else:
+            into[key] = value
+
+
 @dataclass
 class Result:
     """metrics: name -> {"value": float, "std": float[, "floor": float]} (see docs/metrics.md).
@@ -48,6 +58,14 @@ class Result:
 
     def value(self, name: str) -> float:
         return self.metrics[name]["value"]
+
+    def include(self, other: "Result") -> None:
+        """Add another result's metrics, report data and info (nested dicts merged, lists extended)."""
+        self.metrics.update(other.metrics)
+        self.histograms.update(other.histograms)
+        self.response.update(other.response)
+        self.averages.update(other.averages)
+        _merge_info(self.info, other.info)
 
     def to_dict(self) -> dict:
         return _plain({"metrics": self.metrics, "info": self.info})

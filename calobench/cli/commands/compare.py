@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from calobench.metrics.compare import compare
+    from calobench.api import compare
 
     for flag in ("repeats", "cls_epochs", "max_events", "cls_max_events", "cls_hidden"):
         value = getattr(args, flag)

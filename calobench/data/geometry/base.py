@@ -13,6 +13,7 @@ Three kinds exist:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,6 +119,17 @@ class Geometry:
     layers: per-layer polar binning (cylindrical only).
     barrel: barrel layout (point clouds only).
     materials: free text naming the materials, for documentation.
+
+    What the metrics ask of a geometry (instead of guessing from its name or shape):
+
+    crystal_image: True for one layer of n x n crystals (n odd) centred on the hit crystal, the
+        image a crystal calorimeter's clustering sees; compare adds the crystal-shape features
+        (E_kxk, shower moments, Zernike moments).
+    zernike_radius: radius R0 in mm of the Zernike moments of a crystal image (None otherwise).
+    histogram_ranges: CaloChallenge geometries only: layer id -> {quantity: (lo, hi)}, the
+        challenge's histogram range in mm of ``"ec"`` (centres of energy in eta and phi),
+        ``"width"`` (widths in eta and phi), ``"ec_r"`` and ``"width_r"``; when set, compare bins
+        every feature as the challenge does. None elsewhere (bins from the reference's quantiles).
     """
 
     name: str
@@ -131,6 +143,9 @@ class Geometry:
     layers: tuple[LayerBinning, ...] = ()
     barrel: BarrelLayout | None = None
     materials: str = ""
+    crystal_image: bool = False
+    zernike_radius: float | None = None
+    histogram_ranges: Mapping[int, Mapping[str, tuple[float, float]]] | None = None
     _layer_starts: tuple[int, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -142,6 +157,11 @@ class Geometry:
         if self.layer_index is not None:
             starts = np.flatnonzero(np.diff(self.layer_index, prepend=-1)) if len(self.layer_index) else []
             object.__setattr__(self, "_layer_starts", tuple(int(s) for s in starts))
+        if self.crystal_image:
+            square = self.kind == GRID and self.shape[0] == 1 and self.shape[1] == self.shape[2] and self.shape[1] % 2
+            if not square or not self.zernike_radius:
+                raise ValueError(f"geometry {self.name}: a crystal image is one layer of n x n crystals (n odd) "
+                                 f"with a zernike_radius")
 
     # ---- sizes -------------------------------------------------------------------
     @property

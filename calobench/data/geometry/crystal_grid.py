@@ -16,12 +16,15 @@ def make_grid(
     cell_size: tuple[float, float, float],
     threshold: float,
     materials: str,
+    zernike_radius: float | None = None,
 ) -> Geometry:
     """A (layers, ny, nx) box grid centred on the middle cell, x fastest.
 
     cell_size: (dx, dy, dz) in mm. x and y are transverse, measured from the middle
     of the grid; z is the depth of the cell centre behind the front face.
     threshold: readout threshold per cell in MeV.
+    zernike_radius: mm; given for a crystal image (one layer of n x n crystals, n odd, centred
+    on the hit crystal), which it marks as such (Geometry.crystal_image).
     """
     dx, dy, dz = cell_size
     layer, iy, ix = np.meshgrid(np.arange(n_layers), np.arange(ny), np.arange(nx), indexing="ij")
@@ -44,4 +47,6 @@ def make_grid(
         sizes=sizes,
         layer_index=layer.ravel(),
         materials=materials,
+        crystal_image=zernike_radius is not None,
+        zernike_radius=zernike_radius,
     )

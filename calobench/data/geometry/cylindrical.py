@@ -45,11 +45,13 @@ def from_binning(
     description: str,
     depth_of_layer: Callable[[int], float],
     layer_thickness: float,
+    histogram_ranges: Callable[[int], dict[str, tuple[float, float]]] | None = None,
 ) -> Geometry:
     """Build a cylindrical Geometry from a binning XML.
 
     depth_of_layer(layer_id) -> depth (mm) of the cell centres of that layer; layer_thickness:
-    depth extent (mm) of every cell; threshold in MeV.
+    depth extent (mm) of every cell; threshold in MeV; histogram_ranges(layer_id) -> the
+    challenge's histogram ranges (Geometry.histogram_ranges), for the CaloChallenge datasets only.
     """
     particle, _, layers = read_binning(xml_path)
     centres, sizes, layer_index = [], [], []
@@ -77,4 +79,6 @@ def from_binning(
         layer_index=np.concatenate(layer_index),
         layers=layers,
         materials=f"binning of {Path(xml_path).name} ({particle})",
+        histogram_ranges=None if histogram_ranges is None else {b.layer_id: histogram_ranges(b.layer_id)
+                                                                for b in layers},
     )

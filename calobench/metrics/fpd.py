@@ -1,4 +1,4 @@
-"""Multivariate distances on high-level feature vectors: FPD, KPD and PRDC.
+"""The ``fpd`` stage: FPD and KPD of the high-level feature vectors.
 
 FPD and KPD follow the definitions of jetnet 0.2.5 (jetnet.evaluation.fpd / kpd, after
 arXiv:2211.10295), reimplemented here:
@@ -23,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import curve_fit
 from scipy.stats import iqr
+
+from calobench.metrics.result import Result
+from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Log, Stage, quiet
 
 
 def normalise(real: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,35 +126,43 @@ def kpd(real: np.ndarray, gen: np.ndarray, num_batches: int = 10, batch_size: in
     return float(np.median(vals)), float(iqr(vals, rng=(16.275, 83.725)) / 2)
 
 
-def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.clip(d2, 0.0, None))
+class FPDStage(Stage):
+    """``fpd`` and ``kpd`` (with a floor: reference halves, when the reference has >= 100 events)
+    as the CaloChallenge calls them: FPD batches from ``min_samples`` to ``max_samples`` events,
+    KPD batches of ``kpd_batch_size``, all capped by the sample size. Holds the high-level vectors."""
 
+    name = "fpd"
 
-def _knn_radius(a: np.ndarray, k: int, block: int = 2048) -> np.ndarray:
-    """Distance of every row of a to its k-th nearest other row."""
-    out = np.empty(len(a))
-    for lo in range(0, len(a), block):
-        d = _pairwise(a[lo:lo + block], a)
-        out[lo:lo + block] = np.partition(d, k, axis=1)[:, k]
-    return out
+    def __init__(self, seed: int = 0, min_samples: int = 10_000, max_samples: int = 50_000,
+                 kpd_batch_size: int = 10_000, log: Log = quiet) -> None:
+        self.seed = seed
+        self.min_samples, self.max_samples, self.kpd_batch_size = min_samples, max_samples, kpd_batch_size
+        self.log = log
+        self.vectors = EventRows()
 
+    def update(self, chunk: Chunk) -> None:
+        self.vectors.add(chunk, chunk.hlf)
 
-def prdc(real: np.ndarray, gen: np.ndarray, k: int = 5, block: int = 2048) -> dict[str, float]:
-    """Precision, recall, density and coverage (Naeem et al. 2020, arXiv:2002.09797) with
-    k nearest neighbours in Euclidean distance. real, gen: (n, d), already scaled."""
-    real, gen = np.asarray(real, dtype=np.float64), np.asarray(gen, dtype=np.float64)
-    r_real, r_gen = _knn_radius(real, k, block), _knn_radius(gen, k, block)
-    fake_in = np.zeros(len(gen), dtype=bool)
-    density = np.zeros(len(gen))
-    real_recalled = np.zeros(len(real), dtype=bool)
-    real_covered = np.zeros(len(real), dtype=bool)
-    for lo in range(0, len(real), block):
-        d = _pairwise(real[lo:lo + block], gen)  # (b, n_gen)
-        inside = d < r_real[lo:lo + block, None]
-        fake_in |= inside.any(axis=0)
-        density += inside.sum(axis=0)
-        real_recalled[lo:lo + block] = (d < r_gen[None, :]).any(axis=1)
-        real_covered[lo:lo + block] = d.min(axis=1) < r_real[lo:lo + block]
-    return {"precision": float(fake_in.mean()), "recall": float(real_recalled.mean()),
-            "density": float(density.mean() / k), "coverage": float(real_covered.mean())}
+    def merge(self, other: "FPDStage") -> "FPDStage":
+        self.vectors.merge(other.vectors)
+        return self
+
+    def compute(self) -> Result:
+        gen, ref = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
+        n_min = min(len(gen), len(ref))
+        lo, hi = min(self.min_samples, n_min), min(self.max_samples, n_min)
+        kpd_batch = min(self.kpd_batch_size, n_min)
+        self.log(f"FPD (batches {lo}..{hi}) and KPD (batch {kpd_batch})")
+        result = Result()
+        v, e = fpd(ref, gen, min_samples=lo, max_samples=max(hi, lo), seed=self.seed)
+        result.add("fpd", v, e)
+        v, e = kpd(ref, gen, batch_size=kpd_batch, seed=self.seed)
+        half = len(ref) // 2
+        if half >= 50:
+            floor, _ = kpd(ref[0::2], ref[1::2], batch_size=min(self.kpd_batch_size, half), seed=self.seed,
+                           num_batches=5)
+            result.add("kpd", v, e, floor)
+        else:
+            result.add("kpd", v, e)
+        result.info = {"stages": {self.name: {"holds": f"high-level vectors, {self.vectors.nbytes / 1e6:.1f} MB"}}}
+        return result

@@ -1,4 +1,5 @@
-"""Classifier two-sample tests (the CaloChallenge protocol, seeded and streamed).
+"""The classifier stages ``cls-high``, ``cls-xgb``, ``cls-low``: two-sample tests after the
+CaloChallenge protocol, seeded and streamed.
 
 Protocol (evaluate.py of the CaloChallenge): the same number of events is taken from both
 samples and split 60 / 20 / 20 into train / test / validation; a fully connected network
@@ -12,6 +13,7 @@ Data are read block by block (``Source.read(start, stop)``), so the low-level cl
 two blocks of showers at a time rather than the samples; the high-level classifiers hold the
 high-level feature vectors. The gradient-boosted variant (xgboost, hist method) uses the same
 splits, early stopping on the test split, and the same calibration and validation.
+Each stage repeats its test ``repeats`` times (seeds seed, seed + 1, ...): value = mean, std = std.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from typing import Callable
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
+
+from calobench.data.geometry import POINTCLOUD
+from calobench.data.showerset import ShowerSet
+from calobench.metrics.features import FeatureExtractor
+from calobench.metrics.result import Result
+from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Log, Stage, quiet
 
 LN2 = float(np.log(2.0))
 
@@ -45,7 +53,8 @@ class Source:
 class ClassifierOptions:
     """epochs: maximum epochs; patience: stop after this many epochs without a better test
     accuracy (None: never); hidden / n_layer: network size; block_events: events per read
-    block of each sample; max_events: use at most this many events per sample."""
+    block of each sample; max_events: use at most this many events per sample; repeats: runs of
+    each classifier stage; xgb_estimators: trees of cls-xgb at most."""
 
     epochs: int = 50
     batch_size: int = 1000
@@ -55,6 +64,8 @@ class ClassifierOptions:
     patience: int | None = 5
     block_events: int = 4096
     max_events: int | None = None
+    repeats: int = 3
+    xgb_estimators: int = 400
 
 
 def _split(n_src: int, n_use: int, rng: np.random.Generator) -> np.ndarray:
@@ -203,3 +214,122 @@ def xgb_test(gen: np.ndarray, ref: np.ndarray, seed: int, max_events: int | None
     out = _scores(yva, p_val, yte, p_test)
     out.update(best_epoch=int(model.best_iteration) + 1, events=blocks.n_use)
     return out
+
+
+def _add_runs(result: Result, suffix: str, runs: list[dict]) -> None:
+    """auc_<suffix> and jsd_<suffix>: mean and std over the runs; the runs go to info["classifier_runs"]."""
+    for key in ("auc", "jsd"):
+        values = np.array([r[key] for r in runs])
+        result.add(f"{key}_{suffix}", float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan"))
+    result.info.setdefault("classifier_runs", {})[suffix] = runs
+
+
+class _HighLevelStage(Stage):
+    """A classifier of the high-level vectors, which it holds."""
+
+    def __init__(self, options: ClassifierOptions, seed: int = 0, log: Log = quiet) -> None:
+        self.options = options
+        self.seed = seed
+        self.log = log
+        self.vectors = EventRows()
+
+    def update(self, chunk: Chunk) -> None:
+        self.vectors.add(chunk, chunk.hlf)
+
+    def merge(self, other: "_HighLevelStage") -> "_HighLevelStage":
+        self.vectors.merge(other.vectors)
+        return self
+
+    def _holds(self) -> dict:
+        return {"stages": {self.name: {"holds": f"high-level vectors, {self.vectors.nbytes / 1e6:.1f} MB"}}}
+
+
+class HighLevelDNNStage(_HighLevelStage):
+    """``cls-high``: ``auc_high``, ``jsd_high`` of the DNN on the standardised high-level vectors."""
+
+    name = "cls-high"
+
+    def compute(self) -> Result:
+        gen, ref = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
+        runs = []
+        for r in range(self.options.repeats):
+            self.log(f"cls-high: run {r + 1}/{self.options.repeats}")
+            runs.append(dnn_test(Source.of_array(gen), Source.of_array(ref), self.seed + r, self.options,
+                                 progress=self.log))
+        result = Result(info=self._holds())
+        _add_runs(result, "high", runs)
+        return result
+
+
+class XGBStage(_HighLevelStage):
+    """``cls-xgb``: ``auc_high_xgb``, ``jsd_high_xgb`` of gradient-boosted trees on the high-level vectors."""
+
+    name = "cls-xgb"
+
+    def compute(self) -> Result:
+        gen, ref = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
+        runs = []
+        for r in range(self.options.repeats):
+            self.log(f"cls-xgb: run {r + 1}/{self.options.repeats}")
+            runs.append(xgb_test(gen, ref, self.seed + r, self.options.max_events, self.options.xgb_estimators))
+        result = Result(info=self._holds())
+        _add_runs(result, "high_xgb", runs)
+        return result
+
+
+class LowLevelDNNStage(Stage):
+    """``cls-low``: ``auc_low``, ``jsd_low`` of the DNN on log10(E_inc) and cells / E_inc
+    (``FeatureExtractor.low_level``). Its state is each sample and how many of its events were
+    fed: training reads them again block by block (two blocks in memory) rather than holding
+    the cells. Point clouds: every input column is standardised."""
+
+    name = "cls-low"
+
+    def __init__(self, extractor: FeatureExtractor, options: ClassifierOptions, seed: int = 0,
+                 log: Log = quiet) -> None:
+        self.extractor = extractor
+        self.options = options
+        self.seed = seed
+        self.log = log
+        self.sources: list[ShowerSet | None] = [None, None]
+        self.events = [0, 0]
+
+    def update(self, chunk: Chunk) -> None:
+        self.sources[chunk.sample] = chunk.source
+        self.events[chunk.sample] = max(self.events[chunk.sample], chunk.stop)
+
+    def merge(self, other: "LowLevelDNNStage") -> "LowLevelDNNStage":
+        for sample in (GENERATED, REFERENCE):
+            if other.sources[sample] is None:
+                continue
+            if self.sources[sample] is not None and self.sources[sample] is not other.sources[sample]:
+                raise ValueError("cls-low: cannot merge states of different samples")
+            self.sources[sample] = other.sources[sample]
+            self.events[sample] = max(self.events[sample], other.events[sample])
+        return self
+
+    def compute(self) -> Result:
+        fx = self.extractor
+        sources = [Source(n, fx.low_dim, (lambda ss: (lambda a, b: fx.low_level(ss.slice(a, b))))(ss))
+                   for ss, n in zip(self.sources, self.events)]
+        scale = np.zeros(fx.low_dim, dtype=bool)
+        if fx.condition_names:
+            scale[-len(fx.condition_names):] = True
+        pointcloud = fx.geometry.kind == POINTCLOUD
+        if pointcloud:
+            # rasterised pads / E_inc are ~1e-5 for a sampling calorimeter: standardise every
+            # input column, or the network only sees the (identical) conditions
+            scale[:] = True
+        runs = []
+        for r in range(self.options.repeats):
+            self.log(f"cls-low: run {r + 1}/{self.options.repeats} (input dimension {fx.low_dim})")
+            runs.append(dnn_test(sources[GENERATED], sources[REFERENCE], self.seed + r, self.options,
+                                 scale_columns=scale, progress=self.log))
+        block = self.options.block_events
+        result = Result(info={"stages": {self.name: {
+            "holds": f"two read blocks of {block} events, {2 * block * fx.low_dim * 4 / 1e6:.0f} MB"}}})
+        _add_runs(result, "low", runs)
+        if pointcloud:
+            result.info["notes"] = ["cls-low on point clouds: cells rasterised into a (layers, 15, 15) pad grid "
+                                    "around the barycentre"]
+        return result

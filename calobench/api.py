@@ -1,0 +1,105 @@
+"""The public Python API: load and save shower files, compare generated against reference showers.
+
+    load(name_or_path, dataset=None) -> ShowerSet
+    save(showerset, path)
+    compare(generated, reference, ...) -> Result   (calobench.metrics.evaluate, then JSON and report)
+
+Units: MeV and mm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calobench.data.showerfile import save
+from calobench.data.showerset import ShowerSet
+from calobench.datasets import dataset_names, load_reference, open_showers
+from calobench.errors import CalobenchError
+from calobench.metrics.classifiers import ClassifierOptions
+from calobench.metrics.evaluate import EvaluationOptions, ProgressLog, evaluate, parse_stages
+from calobench.metrics.result import Result
+
+
+def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
+    """Open a shower file, or the embedded reference sample of a registered dataset.
+
+    A registered dataset name (e.g. ``"stcf11x11"``) that is not an existing path gives
+    its embedded reference; anything else is read as an HDF5 file, checked against
+    ``dataset`` when given. Showers are read lazily (see ShowerSet.iter_chunks).
+    """
+    path = Path(name_or_path)
+    if not path.exists() and str(name_or_path) in dataset_names():
+        return load_reference(str(name_or_path))
+    if not path.exists() and path.suffix == "" and "/" not in str(name_or_path):
+        raise CalobenchError(
+            f"{name_or_path}: neither a file nor a registered dataset; datasets: {', '.join(dataset_names())}")
+    return open_showers(path, dataset)
+
+
+def _as_showerset(obj, dataset: str | None, what: str) -> ShowerSet:
+    if isinstance(obj, ShowerSet):
+        return obj
+    if isinstance(obj, (str, Path)):
+        return load(obj, dataset)
+    raise CalobenchError(f"{what}: expected a ShowerSet or a file path, found {type(obj).__name__}")
+
+
+def compare(
+    generated: ShowerSet | str | Path,
+    reference: ShowerSet | str | Path,
+    *,
+    dataset: str | None = None,
+    metrics: list[str] | str | None = None,
+    repeats: int = 3,
+    seed: int = 0,
+    json_path: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    progress: bool = True,
+    max_events: int | None = None,
+    chunk_size: int | None = None,
+    replicas: int = 20,
+    cls_epochs: int = 50,
+    cls_patience: int | None = 5,
+    cls_hidden: int = 512,
+    cls_layers: int = 2,
+    cls_batch_size: int = 1000,
+    cls_lr: float = 2e-4,
+    cls_max_events: int | None = None,
+    xgb_estimators: int = 400,
+    prdc_max_events: int = 10_000,
+    fpd_min_samples: int = 10_000,
+    fpd_max_samples: int = 50_000,
+    kpd_batch_size: int = 10_000,
+) -> Result:
+    """Evaluate ``generated`` against ``reference`` (ShowerSets, HDF5 paths or dataset names) -> Result.
+
+    metrics: stage names (calobench.metrics.evaluate) as a list or comma-separated string.
+    repeats: classifier repetitions (mean and std reported). seed: every random choice.
+    max_events: use the first N events of each sample. chunk_size: events per read (default
+    about 64 MB of showers). replicas: Poisson-bootstrap replicas of the 1-d distances.
+    cls_*: classifier options (cheap settings for quick runs: cls_epochs=3, cls_max_events=2000).
+    json_path / report_dir: also write the JSON result / the HTML report there.
+    progress: progress lines on stderr.
+    """
+    log = ProgressLog(progress)
+    classifier = ClassifierOptions(epochs=cls_epochs, batch_size=cls_batch_size, lr=cls_lr, hidden=cls_hidden,
+                                   n_layer=cls_layers, patience=cls_patience, max_events=cls_max_events,
+                                   repeats=repeats, xgb_estimators=xgb_estimators)
+    options = EvaluationOptions(stages=parse_stages(metrics), seed=seed, max_events=max_events,
+                                chunk_size=chunk_size, replicas=replicas, prdc_max_events=prdc_max_events,
+                                fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,
+                                kpd_batch_size=kpd_batch_size, classifier=classifier)
+    result = evaluate(_as_showerset(generated, dataset, "generated"), _as_showerset(reference, dataset, "reference"),
+                      options, log=log)
+    if json_path is not None:
+        result.to_json(json_path)
+    if report_dir is not None:
+        from calobench.report import write_report
+
+        log("report")
+        result.info["report"] = str(write_report(result, report_dir))
+    log("done")
+    return result
+
+
+__all__ = ["compare", "load", "save"]

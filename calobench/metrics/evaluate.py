@@ -1,0 +1,190 @@
+"""evaluate(generated, reference, options) -> Result: every selected stage in one read of the samples.
+
+Stages (``EvaluationOptions.stages``; default all, in this order):
+  hist        features and one-dimensional distances (sep, chi2, js, w1) per feature, streamed
+  resolution  energy response and resolution fit
+  fpd         FPD and KPD on the high-level vector (jetnet 0.2.5 definitions)
+  prdc        precision, recall, density, coverage (k = 5) on a bounded subsample
+  cls-high    DNN classifier on the high-level vector, repeated
+  cls-xgb     gradient-boosted trees (xgboost) on the high-level vector, repeated
+  cls-low     DNN classifier on cells / E_inc, streamed from the samples block by block
+
+The loop reads each sample once, ``chunk_size`` events at a time, computes the chunk's features
+and feeds it to every stage (calobench.metrics.stage), then computes each stage. Only ``hist``
+reads the reference once more beforehand, to set the edges of the per-cell spectra. Nothing is
+written to files (calobench.api.compare writes the JSON and the report).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from calobench.data.geometry import Geometry
+from calobench.data.showerset import ShowerSet
+from calobench.data.validation import check_energies
+from calobench.errors import CalobenchError
+from calobench.metrics.average import AverageShowerStage
+from calobench.metrics.classifiers import ClassifierOptions, HighLevelDNNStage, LowLevelDNNStage, XGBStage
+from calobench.metrics.features import FeatureExtractor, feature_extractor
+from calobench.metrics.fpd import FPDStage
+from calobench.metrics.histograms import HistogramStage, spectrum_edges
+from calobench.metrics.prdc import PRDCStage
+from calobench.metrics.resolution import ResolutionStage, energy_bins
+from calobench.metrics.result import Result
+from calobench.metrics.stage import REFERENCE, SAMPLES, Chunk, Log, Stage, quiet
+
+STAGES = ("hist", "resolution", "fpd", "prdc", "cls-high", "cls-xgb", "cls-low")
+#: Other names accepted by ``parse_stages`` (None: every stage).
+ALIASES = {"kpd": "fpd", "cls-high-xgb": "cls-xgb", "xgb": "cls-xgb", "all": None}
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What ``evaluate`` computes (the defaults are compare's).
+
+    stages: stage names (see the module docstring). seed: every random choice. max_events: use
+    the first N events of each sample. chunk_size: events per read (None: about 64 MB of showers).
+    replicas: Poisson-bootstrap replicas of the 1-d distances. prdc_max_events: events per sample
+    in PRDC. fpd_min_samples, fpd_max_samples: FPD batch sizes; kpd_batch_size: KPD batch size.
+    classifier: options of the three classifier stages (repetitions included).
+    """
+
+    stages: tuple[str, ...] = STAGES
+    seed: int = 0
+    max_events: int | None = None
+    chunk_size: int | None = None
+    replicas: int = 20
+    prdc_max_events: int = 10_000
+    fpd_min_samples: int = 10_000
+    fpd_max_samples: int = 50_000
+    kpd_batch_size: int = 10_000
+    classifier: ClassifierOptions = field(default_factory=ClassifierOptions)
+
+
+def parse_stages(metrics: list[str] | str | None) -> tuple[str, ...]:
+    """Stage names from a list or a comma-separated string (None or "all": every stage), in STAGES order."""
+    if metrics is None:
+        return STAGES
+    names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    chosen = set()
+    for name in names:
+        name = ALIASES.get(name, name)
+        if name is None:
+            return STAGES
+        if name not in STAGES:
+            raise CalobenchError(f"--metrics: unknown stage {name!r}; valid: {', '.join(STAGES)}, all")
+        chosen.add(name)
+    if not chosen:
+        raise CalobenchError("--metrics: no stage given")
+    return tuple(name for name in STAGES if name in chosen)
+
+
+class ProgressLog:
+    """A Log that writes '[seconds since creation] message' lines to stderr (nothing when disabled)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"[{time.perf_counter() - self.t0:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def default_chunk_size(geometry: Geometry) -> int:
+    """Events per read: about 64 MB of float32 showers (2000 cells assumed for point clouds)."""
+    cells = geometry.n_cells or 2000
+    return max(256, (64 << 20) // (4 * cells))
+
+
+def _make_stage(name: str, options: EvaluationOptions, fx: FeatureExtractor, reference: ShowerSet, n_ref: int,
+                chunk_size: int, log: Log) -> Stage:
+    seed, cls = options.seed, options.classifier
+    if name == "hist":
+        log("spectra: reference (binning)")
+        chunks = (reference.slice(start, min(start + chunk_size, n_ref)) for start in range(0, n_ref, chunk_size))
+        return HistogramStage(fx, spectrum_edges(fx, chunks), options.replicas, seed)
+    if name == "resolution":
+        return ResolutionStage(energy_bins(reference.energies[:n_ref]), fx.index["etot_einc"])
+    if name == "fpd":
+        return FPDStage(seed, options.fpd_min_samples, options.fpd_max_samples, options.kpd_batch_size, log)
+    if name == "prdc":
+        return PRDCStage(seed, options.prdc_max_events, log)
+    if name == "cls-high":
+        return HighLevelDNNStage(cls, seed, log)
+    if name == "cls-xgb":
+        return XGBStage(cls, seed, log)
+    if name == "cls-low":
+        return LowLevelDNNStage(fx, cls, seed, log)
+    raise CalobenchError(f"unknown stage {name!r}; valid: {', '.join(STAGES)}")
+
+
+def _check_sample(ss: ShowerSet, n: int, what: str) -> None:
+    if n == 0:
+        raise CalobenchError(f"{what}: no events")
+    check_energies(ss.energies[:n], f"{what}: incident_energies")
+
+
+def evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOptions | None = None, *,
+             log: Log = quiet) -> Result:
+    """Evaluate ``generated`` against ``reference`` showers (the same geometry) -> Result.
+
+    Result.metrics: name -> {value, std[, floor]} of every selected stage (docs/metrics.md);
+    Result.info: geometry, events, seed, chunk_size, feature names, per-stage seconds and what
+    each stage held, notes. log: progress lines (e.g. ProgressLog(True)).
+    """
+    from threadpoolctl import threadpool_limits
+
+    # numpy's BLAS works on small matrices here; its thread pool only costs time (and far more
+    # on a shared machine, where idle BLAS threads spin), so it runs single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _evaluate(generated, reference, options or EvaluationOptions(), log)
+
+
+def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOptions, log: Log) -> Result:
+    if generated.geometry.name != reference.geometry.name:
+        raise CalobenchError(f"generated showers are {generated.geometry.name}, reference showers are "
+                             f"{reference.geometry.name}: compare needs the same geometry")
+    samples = (generated, reference)
+    sizes = [len(ss) if options.max_events is None else min(len(ss), options.max_events) for ss in samples]
+    for ss, n, what in zip(samples, sizes, SAMPLES):
+        _check_sample(ss, n, what)
+    geometry = reference.geometry
+    conditions = tuple(c for c in reference.conditions if c in generated.conditions)
+    fx = feature_extractor(geometry, conditions)
+    chunk_size = options.chunk_size if options.chunk_size is not None else default_chunk_size(geometry)
+
+    stages: list[Stage] = [AverageShowerStage(geometry.n_cells)] if geometry.is_voxel else []
+    seconds = {stage.name: 0.0 for stage in stages}
+    for name in options.stages:
+        t0 = time.perf_counter()
+        stages.append(_make_stage(name, options, fx, reference, sizes[REFERENCE], chunk_size, log))
+        seconds[name] = time.perf_counter() - t0
+
+    feature_seconds = 0.0
+    for sample, (ss, n) in enumerate(zip(samples, sizes)):
+        log(f"features: {SAMPLES[sample]} ({n} events, chunks of {chunk_size})")
+        for start in range(0, n, chunk_size):
+            t0 = time.perf_counter()
+            chunk = Chunk(sample, start, ss.slice(start, min(start + chunk_size, n)), fx, ss)
+            feature_seconds += time.perf_counter() - t0
+            for stage in stages:
+                t0 = time.perf_counter()
+                stage.update(chunk)
+                seconds[stage.name] += time.perf_counter() - t0
+
+    result = Result()
+    result.info = {"geometry": geometry.name, "events": dict(zip(SAMPLES, sizes)),
+                   "stages": {"features": {"seconds": feature_seconds,
+                                           "holds": f"one chunk of at most {chunk_size} events"}},
+                   "seed": options.seed, "repeats": options.classifier.repeats, "chunk_size": chunk_size,
+                   "features": fx.names, "hlf": fx.hlf_names, "conditions": list(conditions), "notes": []}
+    for stage in stages:
+        t0 = time.perf_counter()
+        part = stage.compute()
+        seconds[stage.name] += time.perf_counter() - t0
+        result.include(part)
+        result.info["stages"][stage.name] = {"seconds": seconds[stage.name], **part.info["stages"][stage.name]}
+    return result

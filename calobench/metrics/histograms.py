@@ -1,0 +1,218 @@
+"""The ``hist`` stage: one-dimensional distances (sep, chi2, js, w1) of every feature and
+per-cell spectrum, with Poisson-bootstrap uncertainties and the reference's own floor.
+
+Histograms are mergeable streaming states. A ``HistogramState`` is filled chunk by chunk (``update``), combined across chunks or
+processes (``merge``) and read out (``compute``); its memory is fixed by the binning and
+the number of replicas, not by the number of events. Every event carries, besides its
+nominal weight 1, an independent Poisson(1) weight per bootstrap replica, drawn from a
+generator keyed on (seed, sample, block of events), so the replicas do not depend on how
+the events were chunked. Events are also split by the parity of their index into two
+halves, which gives the reference-against-itself floor of any distance for free.
+
+Bins come from the reference (calobench.metrics.binning). The features have one value per
+event: the stage keeps the feature tables and histograms them in ``compute``, when the reference
+column (its quantiles) is known. The per-cell spectra are too large to keep: they are filled
+while streaming, on edges that ``spectrum_edges`` sets beforehand from one pass over the
+reference (the largest cell energy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from calobench.data.showerset import ShowerSet
+from calobench.metrics import binning
+from calobench.metrics.distances import DISTANCES
+from calobench.metrics.features import FeatureExtractor
+from calobench.metrics.result import Result
+from calobench.metrics.stage import GENERATED, REFERENCE, SAMPLES, Chunk, EventRows, Stage
+
+#: Events per block of Poisson weights (the weights of an event depend only on its index).
+WEIGHT_BLOCK = 4096
+#: Events per update when the feature tables are histogrammed.
+TABLE_STEP = 65536
+
+
+def poisson_weights(seed: int, sample: int, start: int, stop: int, replicas: int) -> np.ndarray:
+    """(stop - start, replicas) Poisson(1) bootstrap weights of events start..stop-1."""
+    if replicas == 0 or stop <= start:
+        return np.zeros((max(stop - start, 0), replicas))
+    first, last = start // WEIGHT_BLOCK, (stop - 1) // WEIGHT_BLOCK
+    blocks = [np.random.default_rng([seed, sample, b]).poisson(1.0, size=(WEIGHT_BLOCK, replicas))
+              for b in range(first, last + 1)]
+    out = np.concatenate(blocks)
+    lo = start - first * WEIGHT_BLOCK
+    return out[lo:lo + stop - start].astype(np.float64)
+
+
+class HistogramState:
+    """Counts of one quantity in fixed bins: nominal, bootstrap replicas and two halves.
+
+    edges: (nbins + 1,) increasing. clip: put values outside the edges into the first / last
+    bin (otherwise they are dropped, as the CaloChallenge histograms drop them).
+    ``counts`` has shape (2 + replicas + 1, nbins): rows 0 and 1 are the even / odd halves,
+    rows 2.. the replicas, the last row the nominal counts.
+    """
+
+    def __init__(self, edges: np.ndarray, replicas: int = 20, clip: bool = False) -> None:
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.replicas = replicas
+        self.clip = clip
+        self.counts = np.zeros((replicas + 3, len(self.edges) - 1))
+
+    def update(self, values: np.ndarray, event: np.ndarray, boot: np.ndarray, weights: np.ndarray | None = None,
+               first_event: int = 0) -> None:
+        """Add values; ``event`` (n,) index of each value's event inside the chunk,
+        ``boot`` (events in chunk, replicas) Poisson weights, ``first_event`` the global index
+        of the chunk's first event, ``weights`` optional per-value weights."""
+        values = np.asarray(values, dtype=np.float64)
+        w = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
+        nb = len(self.edges) - 1
+        if self.clip:
+            idx = np.searchsorted(self.edges, values, side="right") - 1
+            idx = np.clip(idx, 0, nb - 1)
+            keep = np.isfinite(values)
+        else:
+            idx = np.searchsorted(self.edges, values, side="right") - 1
+            idx[values == self.edges[-1]] = nb - 1  # the last bin is closed, as in numpy
+            keep = (idx >= 0) & (idx < nb) & np.isfinite(values)
+        idx, w, event = idx[keep], w[keep], np.asarray(event)[keep]
+        n = len(boot)
+        per_event = np.bincount(event * nb + idx, weights=w, minlength=n * nb).reshape(n, nb)
+        parity = (np.arange(n) + first_event) % 2
+        self.counts[0] += per_event[parity == 0].sum(axis=0)
+        self.counts[1] += per_event[parity == 1].sum(axis=0)
+        if self.replicas:
+            self.counts[2:-1] += boot.T @ per_event
+        self.counts[-1] += per_event.sum(axis=0)
+
+    def update_events(self, values: np.ndarray, boot: np.ndarray, first_event: int = 0) -> None:
+        """Add one value per event (values (n,), boot (n, replicas))."""
+        self.update(values, np.arange(len(values)), boot, None, first_event)
+
+    def merge(self, other: "HistogramState") -> "HistogramState":
+        """Add the counts of another state with the same binning (in place; returns self)."""
+        if not np.array_equal(self.edges, other.edges) or self.counts.shape != other.counts.shape:
+            raise ValueError("cannot merge histograms with different binning or replicas")
+        self.counts += other.counts
+        return self
+
+    def compute(self) -> np.ndarray:
+        """Nominal counts (nbins,)."""
+        return self.counts[-1].copy()
+
+    @property
+    def nominal(self) -> np.ndarray:
+        return self.counts[-1]
+
+    @property
+    def boot(self) -> np.ndarray:
+        return self.counts[2:-1]
+
+    @property
+    def halves(self) -> np.ndarray:
+        return self.counts[:2]
+
+
+def bootstrap_distances(gen: HistogramState, ref: HistogramState) -> dict[str, dict[str, float]]:
+    """Every distance of two filled states: kind -> {value, std, floor}.
+
+    value: on the nominal counts. std: spread over the paired bootstrap replicas (replica i
+    of the generated sample against replica i of the reference). floor: the reference's
+    even-index events against its odd-index events (the value two samples of the same
+    distribution reach at half the statistics).
+    """
+    out = {}
+    for kind, fn in DISTANCES.items():
+        value = fn(gen.nominal, ref.nominal, ref.edges)
+        reps = [fn(gen.boot[i], ref.boot[i], ref.edges) for i in range(min(gen.replicas, ref.replicas))]
+        std = float(np.std(reps, ddof=1)) if len(reps) > 1 else float("nan")
+        floor = fn(ref.halves[0], ref.halves[1], ref.edges)
+        out[kind] = {"value": value, "std": std, "floor": floor}
+    return out
+
+
+def spectrum_edges(extractor: FeatureExtractor, reference: Iterable[ShowerSet]) -> dict[str, np.ndarray]:
+    """Edges of every per-cell spectrum, from one pass over the reference chunks (the largest
+    value of each spectrum sets the top of the energy spectra)."""
+    maxima: dict[str, float] = {}
+    for chunk in reference:
+        for name, (values, _, _) in extractor.cell_spectra(chunk).items():
+            if len(values):
+                maxima[name] = max(maxima.get(name, 0.0), float(values.max()))
+    return {name: binning.spectrum_edges(extractor.geometry, name, maxima.get(name, 1.0))
+            for name in extractor.spectra}
+
+
+class HistogramStage(Stage):
+    """``hist``: ``sep_F``, ``chi2_F``, ``js_F``, ``w1_F`` of every feature and spectrum F, and
+    ``sep_mean``; std over ``replicas`` bootstrap replicas (``seed``), floor from the reference
+    halves. spectra: edges of each spectrum (``spectrum_edges``)."""
+
+    name = "hist"
+
+    def __init__(self, extractor: FeatureExtractor, spectra: dict[str, np.ndarray], replicas: int = 20,
+                 seed: int = 0) -> None:
+        self.extractor = extractor
+        self.replicas = replicas
+        self.seed = seed
+        self.tables = EventRows()
+        self.spectra = tuple({name: HistogramState(spectra[name], replicas) for name in extractor.spectra}
+                             for _ in SAMPLES)
+
+    def update(self, chunk: Chunk) -> None:
+        self.tables.add(chunk, chunk.features)
+        boot = poisson_weights(self.seed, 100 + chunk.sample, chunk.start, chunk.stop, self.replicas)
+        for name, (values, weights, event) in self.extractor.cell_spectra(chunk.events).items():
+            self.spectra[chunk.sample][name].update(values, event, boot, weights, first_event=chunk.start)
+
+    def merge(self, other: "HistogramStage") -> "HistogramStage":
+        self.tables.merge(other.tables)
+        for mine, theirs in zip(self.spectra, other.spectra):
+            for name, state in mine.items():
+                state.merge(theirs[name])
+        return self
+
+    def _feature_states(self) -> dict[str, list[HistogramState]]:
+        """name -> [generated, reference] states of every feature, on edges from the reference."""
+        fx = self.extractor
+        tables = [self.tables.array(sample) for sample in (GENERATED, REFERENCE)]
+        boots = [[poisson_weights(self.seed, sample, lo, min(lo + TABLE_STEP, len(tables[sample])), self.replicas)
+                  for lo in range(0, len(tables[sample]), TABLE_STEP)] for sample in (GENERATED, REFERENCE)]
+        states = {}
+        for name, index in fx.index.items():
+            column_ref = tables[REFERENCE][:, index]
+            edges = binning.challenge_edges(fx.geometry, name, float(np.max(column_ref)))
+            clip = edges is None
+            if edges is None:
+                edges = binning.quantile_edges(column_ref)
+            pair = []
+            for sample in (GENERATED, REFERENCE):
+                state = HistogramState(edges, self.replicas, clip=clip)
+                col = tables[sample][:, index]
+                for k, start in enumerate(range(0, len(col), TABLE_STEP)):
+                    state.update_events(col[start:start + TABLE_STEP], boots[sample][k], first_event=start)
+                pair.append(state)
+            states[name] = pair
+        return states
+
+    def compute(self) -> Result:
+        states = self._feature_states()
+        for name in self.extractor.spectra:
+            states[name] = [self.spectra[GENERATED][name], self.spectra[REFERENCE][name]]
+        result = Result()
+        seps = []
+        for name, (g, r) in states.items():
+            for kind, d in bootstrap_distances(g, r).items():
+                result.add(f"{kind}_{name}", d["value"], d["std"], d["floor"])
+            seps.append(result.value(f"sep_{name}"))
+            result.histograms[name] = {"edges": r.edges, "generated": g.nominal.copy(), "reference": r.nominal.copy()}
+        result.add("sep_mean", float(np.nanmean(seps)),
+                   float(np.sqrt(np.nansum([result.metrics[f"sep_{n}"]["std"] ** 2 for n in states])) / len(states)),
+                   float(np.nanmean([result.metrics[f"sep_{n}"]["floor"] for n in states])))
+        holds = (f"feature tables, {self.tables.nbytes / 1e6:.1f} MB; "
+                 f"{len(states)} histograms x {self.replicas + 3} rows")
+        result.info = {"stages": {self.name: {"holds": holds}}}
+        return result
