@@ -74,7 +74,7 @@ class ConditionEncoder:
         """Width of ``encode``'s output: the standardised columns and the particle one-hot."""
         return len(self.mean) + len(self.codes)
 
-    def check(self, energies, conditions: Mapping[str, np.ndarray] | None,
+    def check(self, energies: np.ndarray, conditions: Mapping[str, np.ndarray] | None,
               what: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Validated energies (N,) float64 MeV and the dataset's conditions {name: (N,)} (CalobenchError
         naming ``what`` otherwise: a bad energy, a missing or bad condition, an unknown PDG code)."""
