@@ -150,7 +150,7 @@ def test_resume_ends_with_the_same_weights(data, tmp_path):
     showers, _ = data
     train = showers.take(np.arange(16))
     torch.set_num_threads(1)
-    straight = CellTransformer("cepc", "tiny", seed=2, max_train_showers=16, checkpoint_every=3)
+    straight = CellTransformer("cepc", "tiny", seed=2, max_train_showers=16)
     straight.fit(train, epochs=2, progress=False)
 
     class Stop(Exception):
@@ -159,11 +159,11 @@ def test_resume_ends_with_the_same_weights(data, tmp_path):
     def interrupt(epoch, history):
         raise Stop
 
-    first = CellTransformer("cepc", "tiny", seed=2, max_train_showers=16, checkpoint_every=3)
+    first = CellTransformer("cepc", "tiny", seed=2, max_train_showers=16)
     first.epoch_callback = interrupt
     with pytest.raises(Stop):
         first.fit(train, epochs=2, checkpoint_dir=tmp_path, progress=False)
-    second = CellTransformer("cepc", "tiny", seed=2, max_train_showers=16, checkpoint_every=3)
+    second = CellTransformer("cepc", "tiny", seed=2, max_train_showers=16)
     history = second.fit(train, epochs=2, checkpoint_dir=tmp_path, resume=True, progress=False)
     assert history["epochs"] == len(history["per_epoch"]) == 2
     for key, value in straight.state_arrays().items():

@@ -11,8 +11,8 @@ import torch
 
 from calobench.datasets import PDG, get_dataset
 from calobench.errors import CalobenchError
-from calobench.baselines.gan.bes3_gan import Bes3GAN
-from calobench.baselines.gan.conditional_gan import MinibatchDiscrimination
+from calobench.baselines.gan.bes3_gan import Bes3GAN, MinibatchDiscrimination
+from calobench.baselines.gan.conditional_gan import raw_tensors
 from calobench.baselines.gan.nnls_cgan import NNLSCGAN, fit_nnls_template, hat_basis
 from calobench.baselines.gan.wgan_gp import WGANGP
 from calobench.data.showerset import ShowerSet
@@ -77,8 +77,8 @@ def trained(request, tmp_path_factory):
 
 def test_train_save_load_sample(trained):
     cls, name, model, history, folder = trained
-    assert history["epochs"] == len(history["losses"]) == model.config["epochs"]
-    assert all(np.isfinite(v) for r in history["losses"] for v in r.values())
+    assert history["epochs"] == len(history["per_epoch"]) == model.config["epochs"]
+    assert all(np.isfinite(v) for r in history["per_epoch"] for v in r.values())
     e = np.array([100.0, 500.0, 1500.0, 2000.0])
     cond = conditions_at(name, e)
     out = model.sample(e, cond, batch_size=3)  # batching across a remainder
@@ -145,7 +145,7 @@ def test_wgan_fit_is_seeded_and_resume_is_exact(tmp_path):
     again.fit(data, epochs=1, checkpoint_dir=tmp_path, progress=False)
     resumed = WGANGP("stcf11x11", "tiny", seed=2, **opts)
     history = resumed.fit(data, checkpoint_dir=tmp_path, resume=True, progress=False)
-    assert [r["epoch"] for r in history["losses"]] == [1, 2]
+    assert [r["epoch"] for r in history["per_epoch"]] == [1, 2]
     wf, wr = full.state_arrays(), resumed.state_arrays()
     for k in wf:
         np.testing.assert_array_equal(wf[k], wr[k], err_msg=k)
@@ -172,7 +172,7 @@ def test_nnls_template_recovers_a_known_non_negative_solution():
 def test_nnls_cgan_template_tracks_the_training_mean():
     model = NNLSCGAN("darkshine", "tiny", seed=0)
     data = synthetic("darkshine", 300, seed=4)
-    model.prepare_fit(data, 0)
+    model.prepare_fit(data)
     assert np.all(model.extra["nnls_coef"] >= 0)
     template = model.template(data.energies, data.conditions)
     ratio = template.sum(1).mean() / data.showers.sum(1).mean()
@@ -182,12 +182,13 @@ def test_nnls_cgan_template_tracks_the_training_mean():
 def _nnls_model_and_batch():
     model = NNLSCGAN("darkshine", "tiny", seed=0)
     data = synthetic("darkshine", 300, seed=4)
-    model.prepare_fit(data, 0)
-    raw = model._raw_conditions(data.energies, data.conditions)
-    cond = torch.from_numpy(model.encode(raw))
+    model.prepare_fit(data)
+    raw = model.raw_conditions(data.energies, data.conditions, "test")
+    model.encoder.fit(raw["E_inc"], raw)
+    cond = torch.from_numpy(model.encoder.encode(raw["E_inc"], raw))
     energies = torch.as_tensor(raw["E_inc"], dtype=torch.float32)
     z = torch.randn(len(cond), model.latent_dim, generator=torch.Generator().manual_seed(1))
-    return model, data, raw, cond, energies, z, model._tensors(raw)
+    return model, data, raw, cond, energies, z, raw_tensors(raw)
 
 
 def test_nnls_cgan_total_energy_is_the_ratio_head():
@@ -227,7 +228,7 @@ def test_nnls_cgan_shape_is_built_on_the_nnls_map():
     assert np.count_nonzero(template[:, -400:]) > 0  # the deepest layer is not structurally empty
     np.testing.assert_allclose(fractions, template, rtol=1e-3, atol=1e-7)
     plain = NNLSCGAN("darkshine", "tiny", seed=0, nnls_weight=0.0)
-    plain.prepare_fit(data, 0)
+    plain.prepare_fit(data)
     with torch.no_grad():
         for head in (plain.generator.out[-1], plain.generator.longitudinal[-1], plain.generator.ratio[-1]):
             head.weight.zero_()

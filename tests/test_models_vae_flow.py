@@ -13,8 +13,8 @@ import torch
 from calobench.datasets import PDG, get_dataset
 from calobench.errors import CalobenchError
 from calobench.baselines.vae_flow.flow import CaloFlow
-from calobench.baselines.vae_flow.voxel_generator import apply_threshold, layer_sums
 from calobench.baselines.vae_flow.vae import ConditionalVAE
+from calobench.models.common.transforms import apply_threshold, layer_sums
 from calobench.data.showerset import ShowerSet
 
 
@@ -59,8 +59,9 @@ def test_train_save_load_sample(cls, name, tmp_path):
     train, test = synthetic(name, 384, 0), synthetic(name, 300, 1)
     model = cls(name, "tiny", seed=3)
     history = model.fit(train, test, epochs=5, progress=False)
-    assert len(history["train_loss"]) == 5 and history["valid_loss"][-1] is not None
-    assert history["train_loss"][-1] < history["train_loss"][0]
+    records = history["per_epoch"]
+    assert history["epochs"] == len(records) == 5 and np.isfinite(records[-1]["valid_loss"])
+    assert records[-1]["loss"] < records[0]["loss"]
     out = model.sample(test.energies, test.conditions, batch_size=128)
     assert out.showers.shape == (300, 121) and out.showers.dtype == np.float32
     assert np.all(out.showers >= 0) and np.all(np.isfinite(out.showers))
@@ -91,7 +92,7 @@ def test_same_seed_same_weights_and_exact_resume(cls, tmp_path):
     b.fit(train, epochs=1, checkpoint_dir=tmp_path, progress=False)  # "interrupted" after epoch 1
     c = cls("bes3-11x11", "tiny", seed=5)
     history = c.fit(train, epochs=3, checkpoint_dir=tmp_path, resume=True, progress=False)
-    assert history["epoch"] == [1, 2, 3]
+    assert [r["epoch"] for r in history["per_epoch"]] == [1, 2, 3]
     for key, value in a.state_arrays().items():
         np.testing.assert_array_equal(value, c.state_arrays()[key], err_msg=key)
     d = cls("bes3-11x11", "tiny", seed=6)
@@ -148,7 +149,7 @@ def test_user_errors():
     model.fit(train, epochs=1, progress=False)
     with pytest.raises(CalobenchError, match="missing condition"):
         model.sample(np.ones(3) * 100.0, {"p": np.ones(3)})
-    with pytest.raises(CalobenchError, match="incident energies"):
+    with pytest.raises(CalobenchError, match="energies must be finite and positive"):
         model.sample(np.array([100.0, -1.0]), {k: v[:2] for k, v in train.conditions.items()})
     bad = ShowerSet(train.geometry, train.energies, train.showers * -1.0, train.conditions)
     with pytest.raises(CalobenchError, match="showers"):

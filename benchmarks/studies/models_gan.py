@@ -69,7 +69,7 @@ def nnls_ablation(seed: int, out: str) -> None:
                                            progress=False, overrides=overrides, resume=True))
         m = outcome.result.metrics
         rows.append((label, {k: (m[k]["value"], m[k].get("std", float("nan"))) for k in keys if k in m}))
-        last = (outcome.history.get("losses") or [{}])[-1]
+        last = (outcome.history.get("per_epoch") or [{}])[-1]
         looks.append((label, load(outcome.out / "generated.h5", dataset="darkshine"), last.get("nnls", float("nan"))))
     print("| variant | " + " | ".join(keys) + " |")
     print("| --- " * (len(keys) + 1) + "|")

@@ -49,6 +49,26 @@ def check_conditions(conditions: Mapping[str, np.ndarray] | None, n: int, what: 
     return out
 
 
+def check_particles(codes, allowed: Sequence[int], what: str) -> None:
+    """Every value of the ``particle`` condition (N,) is one of the ``allowed`` PDG codes."""
+    values = np.asarray(codes, dtype=np.float64).reshape(-1)
+    unknown = sorted(set(values[~np.isin(values, allowed)].tolist()))
+    if unknown:
+        raise CalobenchError(f"{what}: condition 'particle': PDG code(s) {', '.join(f'{v:g}' for v in unknown)} "
+                             f"not among the dataset's particles ({', '.join(str(c) for c in allowed)})")
+
+
+def check_cell_energies(showers, what: str) -> np.ndarray:
+    """Dense showers as an (N, cells) float32 array whose every cell is finite and >= 0 MeV."""
+    array = np.asarray(showers, dtype=np.float32)
+    bad = ~(np.isfinite(array) & (array >= 0))
+    if bad.any():
+        i, j = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise CalobenchError(f"{what}: cell energies must be finite and >= 0 MeV, "
+                             f"found {array[i, j]} in shower {i}, cell {j}")
+    return array
+
+
 def check_voxel_showers(showers, n: int, n_cells: int, what: str) -> np.ndarray:
     """Dense showers as an (n, n_cells) float32 array."""
     try:
@@ -60,4 +80,4 @@ def check_voxel_showers(showers, n: int, n_cells: int, what: str) -> np.ndarray:
     return array
 
 
-__all__ = ["check_conditions", "check_energies", "check_voxel_showers"]
+__all__ = ["check_cell_energies", "check_conditions", "check_energies", "check_particles", "check_voxel_showers"]

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from calobench.data.validation import check_conditions, check_energies
 from calobench.datasets import Dataset, dataset_names, get_dataset
 from calobench.errors import CalobenchError
 from calobench.data.showerset import ShowerSet
@@ -184,18 +185,11 @@ def sample_inputs(energies: np.ndarray, conditions: dict[str, np.ndarray] | None
                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The arguments of ``Generator.sample`` as flat arrays: energies (N,) float64 MeV, conditions {name: (N,)}.
 
-    Raises CalobenchError for a non-finite or non-positive energy or a condition of another length.
+    Raises CalobenchError for a non-finite or non-positive energy or a condition of another length
+    or with non-finite values (calobench.data.validation).
     """
-    energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-    bad = ~(np.isfinite(energies) & (energies > 0))
-    if bad.any():
-        raise CalobenchError(f"sample: energies must be finite and positive (MeV), "
-                             f"found {energies[np.argmax(bad)]} at index {int(np.argmax(bad))}")
-    conditions = {k: np.asarray(v).reshape(-1) for k, v in (conditions or {}).items()}
-    for name, values in conditions.items():
-        if len(values) != len(energies):
-            raise CalobenchError(f"sample: condition {name!r} has {len(values)} values for {len(energies)} energies")
-    return energies, conditions
+    energies = check_energies(energies, "sample")
+    return energies, check_conditions(conditions, len(energies), "sample")
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

@@ -38,7 +38,8 @@ class TorchGenerator(Generator):
         self.torch_device = resolve_device(device)
         self.extra: dict[str, np.ndarray] = {}
         torch.manual_seed(self.seed)
-        #: The model's own random stream (data order, noise); saved in training checkpoints.
+        #: The model's own random stream (data order, noise); saved in training checkpoints
+        #: (models/common/trainer.py).
         self.rng = torch.Generator().manual_seed(self.seed)
 
     def networks(self) -> dict[str, nn.Module]:
@@ -86,41 +87,3 @@ class TorchGenerator(Generator):
 
     def after_load(self) -> None:
         """Hook: rebuild derived state from ``self.extra`` after loading (override if needed)."""
-
-    # ---- training checkpoints (for --resume) -------------------------------------------
-    def training_state(self, optimizers: dict[str, torch.optim.Optimizer], epoch: int, history: dict,
-                       **extra: Any) -> dict:
-        """Everything needed to continue training exactly: networks, optimisers, extra arrays,
-        random streams (the model's ``rng`` and torch's global one), epoch count and history.
-
-        Holds only tensors, numbers, strings, lists and dicts, so that ``load_checkpoint``
-        (weights_only=True) can read it back. ``extra`` adds JSON-able or tensor items.
-        """
-        return {
-            "epoch": int(epoch),
-            "history": history,
-            "networks": {name: {k: v.detach().cpu() for k, v in net.state_dict().items()}
-                         for name, net in self.networks().items()},
-            "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-            "extra": {k: torch.from_numpy(np.array(v)) for k, v in self.extra.items()},
-            "rng": self.rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "user": extra,
-        }
-
-    def restore_training_state(self, state: dict, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
-        """Load what ``training_state`` returned into this model and its optimisers.
-
-        Returns the state (read ``state["epoch"]``, ``state["history"]``, ``state["user"]``).
-        """
-        nets = self.networks()
-        for name, net in nets.items():
-            net.load_state_dict(state["networks"][name])
-            net.to(self.torch_device)
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        self.extra = {k: v.numpy() for k, v in state["extra"].items()}
-        self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        self.after_load()
-        return state

@@ -24,7 +24,6 @@ the sequence). See docs/models-autoregressive.md.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calobench.errors import CalobenchError
-from calobench.data.showerset import CellList, ShowerSet
-from calobench.models.base import load_checkpoint, save_checkpoint
 from calobench.baselines.autoregressive.cell_tokens import PadFrame, Tokens, axis_frame, decode, encode, fit_frame, nominal_frame
+from calobench.data.showerset import CellList, ShowerSet
+from calobench.errors import CalobenchError
+from calobench.models.common.conditioning import ConditionEncoder
+from calobench.models.common.layers import sinusoidal_embedding
+from calobench.models.common.trainer import Trainer
 from calobench.models.torch_base import TorchGenerator
 
 _COMMON: dict[str, Any] = {
@@ -49,7 +50,6 @@ _COMMON: dict[str, Any] = {
     "grad_clip": 1.0,
     "warmup_steps": 50,
     "weight_decay": 0.01,
-    "checkpoint_every": 50,     # optimizer steps between checkpoints
     "valid_showers": 32,
     "steps_per_epoch": 0,       # 0: an epoch is one pass over the training showers
 }
@@ -63,18 +63,10 @@ PRESETS: dict[str, dict[str, Any]] = {
               "lr": 2e-3, "max_train_showers": 2000},
     "full": {**_COMMON, "d_model": 256, "n_layers": 6, "n_heads": 8, "window": 256, "half_window": 32,
              "energy_bins": 64, "max_cells": 3072, "epochs": 60, "batch_size": 32, "lr": 3e-4,
-             "max_train_showers": 0, "warmup_steps": 500, "checkpoint_every": 500},
+             "max_train_showers": 0, "warmup_steps": 500},
 }
 
 N_RUN_FEATURES = 8  # per-token scalar inputs, see _token_features
-
-
-def _sinusoid(position: torch.Tensor, dim: int) -> torch.Tensor:
-    """(..., dim) fixed sinusoidal embedding of integer positions."""
-    half = dim // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=position.device) / half)
-    angle = position.to(torch.float32)[..., None] * freq
-    return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
 
 
 class BlockAttention(nn.Module):
@@ -173,7 +165,7 @@ class CellNet(nn.Module):
     def embed(self, layer, v, u, feats, cond, position) -> torch.Tensor:
         """Token inputs: previous cell (layer, v, u; BOS = n_layers / size), features, condition."""
         return (self.emb_layer(layer) + self.emb_v(v) + self.emb_u(u) + self.features(feats)
-                + self.cond(cond)[:, None, :] + _sinusoid(position, self.d_model))
+                + self.cond(cond)[:, None, :] + sinusoidal_embedding(position, self.d_model))
 
     @staticmethod
     def _from_steps(step_logits: torch.Tensor, prev: torch.Tensor, n: int) -> torch.Tensor:
@@ -269,8 +261,11 @@ class CellTransformer(TorchGenerator):
         torch.manual_seed(self.seed)
         self.net = CellNet(int(c["d_model"]), int(c["n_layers"]), int(c["n_heads"]), int(c["window"]),
                            self.n_det_layers, self.size, int(c["energy_bins"])).to(self.torch_device)
+        # the photon four-momentum in the local frame: (ln(E / E_ref), p_z / E, p_T / E), E_ref the
+        # centre of the energy range (a fixed encoding, not fitted)
         lo, hi = self.dataset.energy_range
-        self.log_e_ref = 0.5 * (math.log(lo) + math.log(hi))
+        self.encoder = ConditionEncoder(self.dataset, conditions=("theta",), angles=("theta",))
+        self.encoder.set_standardisation([0.5 * (math.log(lo) + math.log(hi)), 0.0, 0.0], [1.0, 1.0, 1.0])
         self.frame: PadFrame = nominal_frame(self.geometry)
         self.fitted = False
 
@@ -282,33 +277,26 @@ class CellTransformer(TorchGenerator):
         self.fitted = True
 
     # ---- data ----------------------------------------------------------------------
-    def _conditions(self, energies: np.ndarray, conditions: dict | None) -> tuple[np.ndarray, np.ndarray]:
-        conditions = conditions or {}
-        for name in ("theta", "phi"):
-            if name not in conditions:
-                raise CalobenchError(f"model {self.name}: condition {name!r} (deg) is required; found: "
-                                     f"{', '.join(conditions) or 'none'}")
-            if len(np.asarray(conditions[name]).reshape(-1)) != len(energies):
-                raise CalobenchError(f"model {self.name}: condition {name!r} has "
-                                     f"{len(np.asarray(conditions[name]).reshape(-1))} values for {len(energies)} energies")
-        return (np.asarray(conditions["theta"], np.float64).reshape(-1),
-                np.asarray(conditions["phi"], np.float64).reshape(-1))
+    def _conditions(self, energies, conditions: dict | None, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validated energies (N,) MeV and the angles theta, phi (N,) float64 degrees."""
+        energies, conditions = self.encoder.check(energies, conditions, what)
+        return energies, np.asarray(conditions["theta"], np.float64), np.asarray(conditions["phi"], np.float64)
 
     def _cond_vector(self, energies: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """Photon four-momentum in the local frame: (ln(E / E_ref), p_z / E, p_T / E)."""
-        t = np.radians(theta)
-        return np.stack([np.log(energies) - self.log_e_ref, np.cos(t), np.sin(t)], axis=1).astype(np.float32)
+        """(N, 3) float32 photon four-momentum in the local frame: (ln(E / E_ref), p_z / E, p_T / E)."""
+        return self.encoder.encode(energies, {"theta": theta})
 
     def _energy_edges(self) -> np.ndarray:
         return np.asarray(self.extra["energy_edges"], dtype=np.float64)
 
-    def _encode_set(self, showers: ShowerSet) -> tuple[Tokens, np.ndarray, np.ndarray, np.ndarray]:
-        theta, phi = self._conditions(showers.energies, showers.conditions)
+    def _encode_set(self, showers: ShowerSet, what: str = "training sample"
+                    ) -> tuple[Tokens, np.ndarray, np.ndarray, np.ndarray]:
+        energies, theta, phi = self._conditions(showers.energies, showers.conditions, what)
         cl = showers.showers
         if not isinstance(cl, CellList):
             raise CalobenchError(f"model {self.name}: expected point-cloud showers (CellList), found {type(cl).__name__}")
         tokens = encode(self.geometry, self.frame, cl.cells, cl.offsets, theta, phi, int(self.config["half_window"]))
-        return tokens, np.asarray(showers.energies, np.float64), theta, phi
+        return tokens, energies, theta, phi
 
     def _batch(self, tokens: Tokens, energies, theta, phi, index: np.ndarray) -> dict[str, torch.Tensor]:
         """Teacher-forcing tensors for the showers ``index``: inputs at t are cell t-1 (BOS at 0)."""
@@ -435,7 +423,7 @@ class CellTransformer(TorchGenerator):
             raise CalobenchError(f"model {self.name}: expected point-cloud showers (CellList), found {type(cl).__name__}")
         if len(train) == 0:
             raise CalobenchError(f"model {self.name}: the training sample is empty")
-        theta, phi = self._conditions(train.energies, train.conditions)
+        _, _, phi = self._conditions(train.energies, train.conditions, "training sample")
         self.frame = fit_frame(self.geometry, cl.cells, cl.offsets, phi)
         tokens, energies, theta, phi = self._encode_set(train)
         log_e = tokens.log_e.astype(np.float64)
@@ -503,7 +491,6 @@ class CellTransformer(TorchGenerator):
             checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict:
         c = self.config
         epochs = int(c["epochs"] if epochs is None else epochs)
-        start_time = time.perf_counter()
         n_max = int(c["max_train_showers"])
         if n_max and len(train) > n_max:
             train = train.take(np.sort(np.random.default_rng(self.seed).choice(len(train), n_max, replace=False)))
@@ -512,7 +499,7 @@ class CellTransformer(TorchGenerator):
         valid_data = None
         if valid is not None and len(valid):
             nv = min(len(valid), int(c["valid_showers"]))
-            valid_data = self._encode_set(valid.take(np.arange(nv)))
+            valid_data = self._encode_set(valid.take(np.arange(nv)), "validation sample")
         torch.manual_seed(self.seed)
         opt = torch.optim.AdamW(self.net.parameters(), lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
         n_batches = len(self._batches(np.random.default_rng(0), tokens.counts, usable))
@@ -520,54 +507,26 @@ class CellTransformer(TorchGenerator):
         warm = int(c["warmup_steps"])
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / max(1, warm)) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
-        history: dict[str, Any] = {**info, "epochs": 0, "per_epoch": [], "parameters": self.parameter_count()}
-        epoch0, batch0, step = 0, 0, 0
-        state = load_checkpoint(checkpoint_dir) if (resume and checkpoint_dir is not None) else None
-        if state is not None:
-            self.restore_training_state(state, {"adamw": opt})
-            sched.load_state_dict(state["user"]["scheduler"])
-            epoch0, batch0, step = int(state["epoch"]), int(state["user"]["batch"]), int(state["user"]["step"])
-            history = state["history"]
-        resumed_sums = dict(state["user"]["sums"]) if state is not None else {}
         self.fitted = True
 
-        def checkpoint(epoch: int, batch: int, sums: dict) -> None:
-            if checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, self.training_state(
-                    {"adamw": opt}, epoch, history, scheduler=sched.state_dict(), batch=batch, step=step,
-                    sums=dict(sums)))
+        def step(index: np.ndarray) -> dict[str, float]:
+            losses = self._losses(self._batch(tokens, energies, theta, phi, index))
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            nn.utils.clip_grad_norm_(self.net.parameters(), float(c["grad_clip"]))
+            opt.step()
+            sched.step()
+            return {k: float(v.detach()) for k, v in losses.items()}
 
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-        bar = Progress(TextColumn("cell-transformer"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                       TextColumn("{task.fields[msg]}"), TimeRemainingColumn(), disable=not progress)
-        with bar:
-            task = bar.add_task("fit", total=total_steps, completed=step, msg="")
-            for epoch in range(epoch0, epochs):
-                batches = self._batches(np.random.default_rng([self.seed, epoch]), tokens.counts, usable)
-                sums: dict[str, float] = resumed_sums if epoch == epoch0 else {}
-                self.net.train()
-                for bi in range(batch0 if epoch == epoch0 else 0, len(batches)):
-                    losses = self._losses(self._batch(tokens, energies, theta, phi, batches[bi]))
-                    opt.zero_grad(set_to_none=True)
-                    losses["loss"].backward()
-                    nn.utils.clip_grad_norm_(self.net.parameters(), float(c["grad_clip"]))
-                    opt.step()
-                    sched.step()
-                    step += 1
-                    for k, val in losses.items():
-                        sums[k] = sums.get(k, 0.0) + float(val.detach())
-                    bar.update(task, advance=1, msg=f"loss {float(losses['loss'].detach()):.3f}")
-                    if step % int(c["checkpoint_every"]) == 0:
-                        checkpoint(epoch, bi + 1, sums)
-                record = {"epoch": epoch + 1, **{k: v / max(1, len(batches)) for k, v in sums.items()}}
-                if valid_data is not None:
-                    record["valid_nll"] = self.validation_nll(*valid_data)
-                history["per_epoch"].append(record)
-                history["epochs"] = epoch + 1
-                checkpoint(epoch + 1, 0, {})
-                self.on_epoch_end(epoch + 1, history)
-        history["seconds"] = history.get("seconds", 0.0) + time.perf_counter() - start_time
-        return history
+        def validate(epoch: int) -> dict:
+            return {"valid_nll": self.validation_nll(*valid_data)}
+
+        trainer = Trainer(self, {"adamw": opt}, schedulers={"lr": sched}, checkpoint_dir=checkpoint_dir,
+                          resume=resume, progress=progress)
+        history = trainer.run(epochs, lambda epoch: self._batches(np.random.default_rng([self.seed, epoch]),
+                                                                  tokens.counts, usable),
+                              step, end_epoch=validate if valid_data is not None else None)
+        return {**history, **info, "parameters": self.parameter_count()}
 
     @torch.no_grad()
     def validation_nll(self, tokens: Tokens, energies, theta, phi) -> float:
@@ -586,10 +545,7 @@ class CellTransformer(TorchGenerator):
                batch_size: int = 10000) -> ShowerSet:
         if not self.fitted:
             raise CalobenchError(f"model {self.name}: call fit() or load a trained model before sample()")
-        energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-        if np.any(~np.isfinite(energies)) or np.any(energies <= 0):
-            raise CalobenchError(f"model {self.name}: incident energies must be finite and positive (MeV)")
-        theta, phi = self._conditions(energies, conditions)
+        energies, theta, phi = self._conditions(energies, conditions, "sample")
         gen = torch.Generator(device=self.torch_device)
         gen.manual_seed(self.seed)
         delta = self.frame.sample_delta(np.random.default_rng(self.seed), len(energies))

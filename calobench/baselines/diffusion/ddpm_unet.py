@@ -28,12 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calobench.errors import CalobenchError
+from calobench.baselines.diffusion.layers import ConditionalGMM
+from calobench.baselines.diffusion.schedules import cosine_alphas_bar
 from calobench.data.showerset import ShowerSet
-from calobench.models.base import sample_inputs
-from calobench.baselines.diffusion.common import (ConditionalGMM, batches, condition_features, condition_width,
-                               cosine_alphas_bar, fit_condition_scaler, sample_generator,
-                               sinusoidal_embedding, train_epochs)
+from calobench.errors import CalobenchError
+from calobench.models.common.conditioning import ConditionEncoder
+from calobench.models.common.layers import sinusoidal_embedding
+from calobench.models.common.trainer import Trainer, shuffled_batches
 from calobench.models.torch_base import TorchGenerator
 
 POWER = 4.0  # hit-map encoding u = 2 (E/E_tot)^(1/POWER) - 1
@@ -181,7 +182,8 @@ class DDPMUNet(TorchGenerator):
                  **overrides: Any) -> None:
         super().__init__(dataset, preset, seed, device, **overrides)
         cfg = self.config
-        n_cond = condition_width(self.dataset)
+        self.encoder = ConditionEncoder(self.dataset)
+        n_cond = self.encoder.n_features
         self.unet = UNet(n_cond, int(cfg["base"]), tuple(int(m) for m in cfg["mults"]), int(cfg["blocks"]),
                          float(cfg["dropout"])).to(self.torch_device)
         self.ema = copy.deepcopy(self.unet)
@@ -196,17 +198,22 @@ class DDPMUNet(TorchGenerator):
     def generation_networks(self) -> list[str]:
         return ["ema", "energy"]
 
+    def after_load(self) -> None:
+        self.encoder.load(self.extra)
+
     # ---- data ----------------------------------------------------------------------
-    def _prepare(self, data: ShowerSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _prepare(self, data: ShowerSet, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encoded maps (N, 1, 12, 12), conditions (N, k) and standardised E_tot / E_inc (N,) of the
+        non-empty showers of a sample."""
+        energies, conditions = self.encoder.check(data.energies, data.conditions, what)
         showers = np.asarray(data.showers, dtype=np.float64)
         if showers.shape[1] != SIDE * SIDE:
             raise CalobenchError(f"ddpm-unet: expected showers with {SIDE * SIDE} cells, found {showers.shape[1]}")
         e_tot = showers.sum(1)
         keep = e_tot > 0
         showers, e_tot = showers[keep], e_tot[keep]
-        energies = data.energies[keep]
-        conditions = {k: v[keep] for k, v in data.conditions.items()}
-        cond = condition_features(self.dataset, energies, conditions, self.extra)
+        energies = energies[keep]
+        cond = self.encoder.encode(energies, {k: v[keep] for k, v in conditions.items()})
         maps = encode_maps(showers / e_tot[:, None])
         ratio = (e_tot / energies - _scalar(self.extra["ratio_mean"])) / _scalar(self.extra["ratio_std"])
         return torch.from_numpy(maps), torch.from_numpy(cond), torch.from_numpy(ratio.astype(np.float32))
@@ -217,17 +224,17 @@ class DDPMUNet(TorchGenerator):
         cfg = self.config
         if int(cfg.get("max_train", 0)) and len(train) > int(cfg["max_train"]):
             train = train.slice(0, int(cfg["max_train"]))
+        energies, conditions = self.encoder.check(train.energies, train.conditions, "training sample")
         e_tot = train.total_energy()
         ok = e_tot > 0
         if not ok.any():
             raise CalobenchError("ddpm-unet: every training shower is empty")
-        self.extra = fit_condition_scaler(self.dataset, train.energies[ok],
-                                          {k: v[ok] for k, v in train.conditions.items()})
-        ratio = e_tot[ok] / train.energies[ok]
+        self.extra = self.encoder.fit(energies[ok], {k: v[ok] for k, v in conditions.items()})
+        ratio = e_tot[ok] / energies[ok]
         self.extra["ratio_mean"] = np.array([ratio.mean()])
         self.extra["ratio_std"] = np.array([max(ratio.std(), 1e-6)])
-        maps, cond, ratio_t = self._prepare(train)
-        valid_data = self._prepare(valid) if valid is not None and len(valid) else None
+        maps, cond, ratio_t = self._prepare(train, "training sample")
+        valid_data = self._prepare(valid, "validation sample") if valid is not None and len(valid) else None
         epochs = int(cfg["epochs"] if epochs is None else epochs)
         opt_unet = torch.optim.Adam(self.unet.parameters(), lr=float(cfg["lr"]))
         opt_energy = torch.optim.Adam(self.energy.parameters(), lr=1e-3)
@@ -245,34 +252,30 @@ class DDPMUNet(TorchGenerator):
             xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
             return F.mse_loss(self.unet(xt, t, c), noise), self.energy.nll(r, c)
 
-        def epoch_fn(epoch: int, generator: torch.Generator) -> dict:
-            total, total_e, n = 0.0, 0.0, 0
-            for idx in batches(len(maps), int(cfg["batch_size"]), generator):
-                loss, loss_e = losses(maps[idx], cond[idx], ratio_t[idx], generator)
-                opt_unet.zero_grad()
-                opt_energy.zero_grad()
-                (loss + loss_e).backward()
-                torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
-                opt_unet.step()
-                opt_energy.step()
-                with torch.no_grad():
-                    for p_ema, p in zip(self.ema.parameters(), self.unet.parameters()):
-                        p_ema.lerp_(p, 1.0 - decay)
-                total += float(loss.detach()) * len(idx)
-                total_e += float(loss_e.detach()) * len(idx)
-                n += len(idx)
-            out = {"loss": total / n, "energy_nll": total_e / n}
-            if valid_data is not None:
-                with torch.no_grad():
-                    vgen = torch.Generator().manual_seed(12345)
-                    m = min(2000, len(valid_data[0]))
-                    v, ve = losses(valid_data[0][:m], valid_data[1][:m], valid_data[2][:m], vgen)
-                out.update(valid_loss=float(v), valid_energy_nll=float(ve))
-            return out
+        def step(idx: torch.Tensor) -> dict[str, float]:
+            loss, loss_e = losses(maps[idx], cond[idx], ratio_t[idx], self.rng)
+            opt_unet.zero_grad()
+            opt_energy.zero_grad()
+            (loss + loss_e).backward()
+            torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
+            opt_unet.step()
+            opt_energy.step()
+            with torch.no_grad():
+                for p_ema, p in zip(self.ema.parameters(), self.unet.parameters()):
+                    p_ema.lerp_(p, 1.0 - decay)
+            return {"loss": float(loss.detach()), "energy_nll": float(loss_e.detach())}
 
-        history = train_epochs(self, {"unet": opt_unet, "energy": opt_energy}, epoch_fn, epochs=epochs,
-                               checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
-                               label="ddpm-unet")
+        def validate(epoch: int) -> dict:
+            with torch.no_grad():
+                vgen = torch.Generator().manual_seed(12345)
+                m = min(2000, len(valid_data[0]))
+                v, ve = losses(valid_data[0][:m], valid_data[1][:m], valid_data[2][:m], vgen)
+            return {"valid_loss": float(v), "valid_energy_nll": float(ve)}
+
+        trainer = Trainer(self, {"unet": opt_unet, "energy": opt_energy}, checkpoint_dir=checkpoint_dir,
+                          resume=resume, progress=progress)
+        history = trainer.run(epochs, lambda epoch: shuffled_batches(len(maps), int(cfg["batch_size"]), self.rng),
+                              step, end_epoch=validate if valid_data is not None else None)
         history["train_events"] = int(len(maps))
         return history
 
@@ -315,9 +318,9 @@ class DDPMUNet(TorchGenerator):
                batch_size: int = 10000) -> ShowerSet:
         if "cond_mean" not in self.extra:
             raise CalobenchError("ddpm-unet: the model is not trained (call fit or load a saved model)")
-        energies, conditions = sample_inputs(energies, conditions)
-        cond_all = condition_features(self.dataset, energies, conditions, self.extra)
-        generator = sample_generator(self.torch_device, self.seed)
+        energies, conditions = self.encoder.check(energies, conditions, "sample")
+        cond_all = self.encoder.encode(energies, conditions)
+        generator = torch.Generator(device=self.torch_device).manual_seed(self.seed)
         threshold = self.dataset.geometry.threshold
         self.ema.eval()
         self.energy.eval()

@@ -35,13 +35,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from calobench.errors import CalobenchError
+from calobench.baselines.diffusion.layers import ConditionalGMM, GaussianFourierProjection
+from calobench.baselines.diffusion.schedules import make_sde
 from calobench.data.showerset import CellList, ShowerSet
-from calobench.models.base import sample_inputs
-from calobench.baselines.diffusion.common import (ConditionalGMM, GaussianFourierProjection, batches, condition_features,
-                               condition_width, fit_condition_scaler, make_sde, sample_generator,
-                               train_epochs)
+from calobench.errors import CalobenchError
+from calobench.models.common.conditioning import ConditionEncoder
 from calobench.models.common.layers import mlp
+from calobench.models.common.trainer import Trainer, shuffled_batches
 from calobench.models.torch_base import TorchGenerator
 
 T_EPS = 1e-3  # smallest diffusion time used in training and sampling
@@ -150,7 +150,8 @@ class ScoreSDE(TorchGenerator):
                  **overrides: Any) -> None:
         super().__init__(dataset, preset, seed, device, **overrides)
         cfg = self.config
-        n_cond = condition_width(self.dataset)
+        self.encoder = ConditionEncoder(self.dataset)
+        n_cond = self.encoder.n_features
         self.sde = make_sde(cfg["sde"], cfg)
         self.net = ScoreTransformer(n_cond, int(cfg["dim"]), int(cfg["hidden"]), int(cfg["blocks"]),
                                     int(cfg["heads"]), float(cfg["dropout"]), float(cfg.get("time_scale", 16.0)),
@@ -159,6 +160,9 @@ class ScoreSDE(TorchGenerator):
 
     def networks(self) -> dict[str, nn.Module]:
         return {"net": self.net, "count": self.count}
+
+    def after_load(self) -> None:
+        self.encoder.load(self.extra)
 
     # ---- frames --------------------------------------------------------------------
     def _to_features(self, data: ShowerSet, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
@@ -248,14 +252,14 @@ class ScoreSDE(TorchGenerator):
         cfg = self.config
         if int(cfg.get("max_train", 0)) and len(train) > int(cfg["max_train"]):
             train = train.slice(0, int(cfg["max_train"]))
+        energies, conditions = self.encoder.check(train.energies, train.conditions, "training sample")
         rng = np.random.default_rng(self.seed)
         feats, offsets = self._to_features(train, rng)
         counts = np.diff(offsets)
         keep = np.flatnonzero(counts > 0)
         if len(keep) == 0:
             raise CalobenchError("score-sde: every training shower is empty")
-        self.extra = fit_condition_scaler(self.dataset, train.energies[keep],
-                                          {k: v[keep] for k, v in train.conditions.items()})
+        self.extra = self.encoder.fit(energies[keep], {k: v[keep] for k, v in conditions.items()})
         self.extra["feat_mean"] = feats.mean(0)
         self.extra["feat_std"] = np.maximum(feats.std(0), 1e-6)
         log_n = np.log(counts[keep])
@@ -263,7 +267,7 @@ class ScoreSDE(TorchGenerator):
         self.extra["count_std"] = np.array([max(log_n.std(), 1e-3)])
         self.extra["count_max"] = np.array([float(counts.max())])
         x_all = torch.from_numpy(((feats - self.extra["feat_mean"]) / self.extra["feat_std"]).astype(np.float32))
-        cond_all = torch.from_numpy(condition_features(self.dataset, train.energies, train.conditions, self.extra))
+        cond_all = torch.from_numpy(self.encoder.encode(energies, conditions))
         y_count = torch.from_numpy(((np.log(np.maximum(counts, 1)) - self.extra["count_mean"][0])
                                     / self.extra["count_std"][0]).astype(np.float32))
         if epochs is None:  # the preset's epochs, at least enough for ``min_steps`` optimiser steps
@@ -275,33 +279,29 @@ class ScoreSDE(TorchGenerator):
         dev = self.torch_device
         keep_t = torch.from_numpy(keep)
 
-        def epoch_fn(epoch: int, generator: torch.Generator) -> dict:
-            total, total_c, n = 0.0, 0.0, 0
-            for idx in batches(len(keep_t), int(cfg["batch_size"]), generator):
-                events = keep_t[idx].numpy()
-                gather, valid = _padded_index(offsets, events)
-                x0 = x_all[torch.from_numpy(gather)] * torch.from_numpy(valid)[..., None]
-                mask = torch.from_numpy(valid)
-                t = torch.rand(len(events), generator=generator) * (1 - T_EPS) + T_EPS
-                z = torch.randn(x0.shape, generator=generator) * mask[..., None]
-                x0, mask, t, z = x0.to(dev), mask.to(dev), t.to(dev), z.to(dev)
-                c = cond_all[events].to(dev)
-                loss = self._dsm_loss(x0, mask, t, z, c)
-                loss_c = self.count.nll(y_count[events].to(dev), c)
-                opt_net.zero_grad()
-                opt_count.zero_grad()
-                (loss + loss_c).backward()
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-                opt_net.step()
-                opt_count.step()
-                total += float(loss.detach()) * len(events)
-                total_c += float(loss_c.detach()) * len(events)
-                n += len(events)
-            return {"loss": total / n, "count_nll": total_c / n}
+        def step(idx: torch.Tensor) -> dict[str, float]:
+            events = keep_t[idx].numpy()
+            gather, valid = _padded_index(offsets, events)
+            x0 = x_all[torch.from_numpy(gather)] * torch.from_numpy(valid)[..., None]
+            mask = torch.from_numpy(valid)
+            t = torch.rand(len(events), generator=self.rng) * (1 - T_EPS) + T_EPS
+            z = torch.randn(x0.shape, generator=self.rng) * mask[..., None]
+            x0, mask, t, z = x0.to(dev), mask.to(dev), t.to(dev), z.to(dev)
+            c = cond_all[events].to(dev)
+            loss = self._dsm_loss(x0, mask, t, z, c)
+            loss_c = self.count.nll(y_count[events].to(dev), c)
+            opt_net.zero_grad()
+            opt_count.zero_grad()
+            (loss + loss_c).backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            opt_net.step()
+            opt_count.step()
+            return {"loss": float(loss.detach()), "count_nll": float(loss_c.detach())}
 
-        history = train_epochs(self, {"net": opt_net, "count": opt_count}, epoch_fn, epochs=epochs,
-                               checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
-                               label="score-sde")
+        trainer = Trainer(self, {"net": opt_net, "count": opt_count}, checkpoint_dir=checkpoint_dir, resume=resume,
+                          progress=progress)
+        history = trainer.run(epochs, lambda epoch: shuffled_batches(len(keep_t), int(cfg["batch_size"]), self.rng),
+                              step)
         history["train_events"] = int(len(keep))
         history["train_points"] = int(len(feats))
         return history
@@ -391,9 +391,9 @@ class ScoreSDE(TorchGenerator):
                batch_size: int = 10000) -> ShowerSet:
         if "feat_mean" not in self.extra:
             raise CalobenchError("score-sde: the model is not trained (call fit or load a saved model)")
-        energies, conditions = sample_inputs(energies, conditions)
-        cond_all = condition_features(self.dataset, energies, conditions, self.extra)
-        generator = sample_generator(self.torch_device, self.seed)
+        energies, conditions = self.encoder.check(energies, conditions, "sample")
+        cond_all = self.encoder.encode(energies, conditions)
+        generator = torch.Generator(device=self.torch_device).manual_seed(self.seed)
         self.net.eval()
         self.count.eval()
         cmax = int(self.config.get("max_points", 0)) or int(math.ceil(1.2 * float(self.extra["count_max"][0])))

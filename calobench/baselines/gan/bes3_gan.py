@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from calobench.errors import CalobenchError
-from calobench.baselines.gan.conditional_gan import ConditionalGAN, MinibatchDiscrimination, soft_sparsity
+from calobench.baselines.gan.conditional_gan import ConditionalGAN
 
 
 class Bes3Generator(nn.Module):
@@ -232,6 +232,31 @@ class SamplingWeights:
         self.out_bias = last.bias.detach() + g.cell_bias.detach()[0, 0]        # (11, 11)
 
 
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016, arXiv:1606.03498).
+
+    For each sample, ``n_kernels`` features measure how close it is to the other samples of
+    the batch (L1 distance of learned projections), which lets the discriminator detect a
+    generator that collapses to few modes. Input (B, in_features) -> output (B, n_kernels).
+    """
+
+    def __init__(self, in_features: int, n_kernels: int = 8, kernel_dim: int = 4) -> None:
+        super().__init__()
+        self.n_kernels = n_kernels
+        self.kernel_dim = kernel_dim
+        self.T = nn.Parameter(torch.randn(in_features, n_kernels * kernel_dim) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = (x @ self.T).view(-1, self.n_kernels, self.kernel_dim)  # (B, K, D)
+        dist = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (B, B, K)
+        return torch.exp(-dist).sum(1) - 1.0  # exclude self (exp(0) = 1)
+
+
+def soft_sparsity(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Differentiable fraction of non-empty cells: mean over cells of tanh(x / scale). x: (B, cells)."""
+    return torch.tanh(x / scale).mean(1, keepdim=True)
+
+
 class Bes3Discriminator(nn.Module):
     """(map / |p| (B, 1, 11, 11), cond, |p| MeV) -> logit (B,)."""
 
@@ -321,11 +346,11 @@ class Bes3GAN(ConditionalGAN):
         self.config["sampling_precision"] = precision
         self.generator.sampling_dtype = SAMPLING_PRECISIONS[precision]
 
-    def prepare_fit(self, train, epoch_start: int) -> None:
+    def prepare_fit(self, train) -> None:
         """Start the E_tot / |p| unit at the training set's mean ratio (its bias is the logit) and
         the per-cell bias at the training set's mean shape (in u), so that the adversarial epochs
         learn the fluctuations, not the scale and the mean profile."""
-        raw = self._raw_conditions(train.energies, train.conditions)
+        raw = self.raw_conditions(train.energies, train.conditions, "training sample")
         p = np.sqrt(raw["px"] ** 2 + raw["py"] ** 2 + raw["pz"] ** 2)
         p = np.where(p > 0, p, raw["E_inc"])
         showers = np.asarray(train.showers, np.float64)
@@ -358,7 +383,7 @@ class Bes3GAN(ConditionalGAN):
         self.opt_r = torch.optim.Adam(self.regressor.parameters(), lr=1e-3)
         return {"generator": self.opt_g, "discriminator": self.opt_d, "regressor": self.opt_r}
 
-    def pretrain(self, x, cond, energies, raw, progress):
+    def pretrain(self, x, cond, energies, raw):
         """Train the regressor on the real showers (MSE on the standardised observables)."""
         target = cond[:, :self.n_obs]
         maps = x.view(-1, 1, 11, 11)

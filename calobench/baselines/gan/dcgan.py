@@ -10,8 +10,8 @@ What the seed describes and how it is built here:
   ``BCE(D(G(z, y)), real) + lambda * |y_1 - R(G(z, y))|_1`` (seed, "ECAL-GAN" slide);
 - the training is monitored by a chi2 = sum (O_i - E_i)^2 / E_i between the histograms of
   shower features (E_total, E_3x3, E_5x5, as in the seed's result slides) of generated and
-  reference showers of the validation split; the history records it per epoch and the
-  generator of the epoch with the lowest chi2 is kept (``keep_best``).
+  reference showers of the validation split (``chi2_monitor``); the history records it per
+  epoch and the generator of the epoch with the lowest chi2 is kept (``keep_best``).
 
 Representation: the generator produces the energy of each crystal per unit incident energy as
 ``response * softmax(logits)`` (see _Gen), so generated energies are positive by construction
@@ -26,8 +26,10 @@ logits in x and y (moves the centroid with the conditions).
 Training on CPU uses ``train_threads`` torch threads (1 in tiny and quick: the batches are
 small, and on a shared or busy machine a second intra-op thread costs more in
 synchronisation than it gains; 0 keeps torch's default). Generation uses torch's default.
-Conditions are encoded as log E_inc, standardised continuous conditions and a one-hot
-``particle`` (bes3-11x11).
+Conditions are encoded as log E_inc and the continuous conditions (p and E as
+sign(x) log(1 + |x|)), standardised with mean and std + 1e-6, and a one-hot ``particle``
+(bes3-11x11). The regressor is trained first (``regressor_epochs``, a pre-training before the
+GAN epochs); training runs through models/common/trainer.py.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from calobench.errors import CalobenchError
+from calobench.baselines.gan.chi2_monitor import feature_chi2, image_features
 from calobench.data.showerset import ShowerSet
-from calobench.models.base import load_checkpoint, save_checkpoint, sample_inputs
+from calobench.errors import CalobenchError
+from calobench.models.common.conditioning import ConditionEncoder, mean_std_plus_epsilon
+from calobench.models.common.trainer import Trainer, shuffled_batches
 from calobench.models.torch_base import TorchGenerator
 
 SIDE = 11
@@ -143,38 +147,6 @@ class _Reg(nn.Module):
         return self.head(torch.cat([self.conv(image), pos, log_etot[:, None]], dim=1))
 
 
-def chi2_distance(observed: np.ndarray, expected: np.ndarray, bins: int = 30) -> float:
-    """Seed 001's monitoring chi2 = sum (O_i - E_i)^2 / E_i over bins with E_i > 0.
-
-    Histograms on the range of ``expected``; O is scaled to the number of expected entries.
-    """
-    lo, hi = np.quantile(expected, [0.001, 0.999])
-    if not hi > lo:
-        hi = lo + 1.0
-    edges = np.linspace(lo, hi, bins + 1)
-    e, _ = np.histogram(np.clip(expected, lo, hi), edges)
-    o, _ = np.histogram(np.clip(observed, lo, hi), edges)
-    o = o * (e.sum() / max(o.sum(), 1))
-    mask = e > 0
-    return float(np.sum((o[mask] - e[mask]) ** 2 / e[mask]))
-
-
-def image_features(images: np.ndarray, energies: np.ndarray) -> dict[str, np.ndarray]:
-    """Monitoring features of (N, 121) crystal images (MeV) centred on the hit crystal.
-
-    The seed's E_total, E_3x3, E_5x5 (MeV), and the ratios E_total/E_inc, E_3x3/E_total,
-    E_5x5/E_total, which do not depend on the incident-energy spectrum.
-    """
-    grid = images.reshape(-1, SIDE, SIDE).astype(np.float64)
-    c = SIDE // 2
-    total = grid.sum(axis=(1, 2))
-    e3 = grid[:, c - 1:c + 2, c - 1:c + 2].sum(axis=(1, 2))
-    e5 = grid[:, c - 2:c + 3, c - 2:c + 3].sum(axis=(1, 2))
-    safe = np.maximum(total, 1e-9)
-    return {"E_total": total, "E_3x3": e3, "E_5x5": e5, "E_total/E_inc": total / energies,
-            "E_3x3/E_total": e3 / safe, "E_5x5/E_total": e5 / safe}
-
-
 class DCGAN(TorchGenerator):
     """STCF ECAL-GAN: conditional DCGAN on 11x11 crystal images with an L1 regressor loss."""
 
@@ -200,22 +172,15 @@ class DCGAN(TorchGenerator):
             raise CalobenchError(f"model dcgan needs 11x11 images; dataset {dataset} has {geometry.n_cells} cells")
         # the regressor predicts the momentum conditions from the image and the position conditions
         self.regressed, self.positions = self.dataset.momentum_conditions, self.dataset.position_conditions
-        self.continuous = [c for c in self.dataset.conditions if c != "particle"]
-        self.pdg_codes = self._pdg_codes()
-        n_cond = 1 + len(self.continuous) + len(self.pdg_codes)
+        self.encoder = ConditionEncoder(self.dataset, signed_log=("p", "E"), stats=mean_std_plus_epsilon)
+        n_cond = self.encoder.n_features
         c = self.config
         self.gen = _Gen(c["noise"], n_cond, c["width"], c["hidden"])
         self.disc = _Disc(n_cond, c["d_width"], c["hidden"])
         self.reg = _Reg(len(self.positions), len(self.regressed), c["d_width"], c["hidden"])
         for net in self.networks().values():
             net.to(self.torch_device)
-        self.extra = {}
-
-    def _pdg_codes(self) -> list[int]:
-        if "particle" not in self.dataset.conditions:
-            return []
-        from calobench.datasets import PDG
-        return [PDG[p] for p in self.dataset.particles]
+        self.extra = self.encoder.state()
 
     def networks(self) -> dict[str, nn.Module]:
         return {"gen": self.gen, "disc": self.disc, "reg": self.reg}
@@ -224,34 +189,21 @@ class DCGAN(TorchGenerator):
         return ["gen"]
 
     # ---- encodings -------------------------------------------------------------------
+    def after_load(self) -> None:
+        self.encoder.load(self.extra)
+
     def _fit_normalisation(self, train: ShowerSet) -> None:
-        cond = self._raw_conditions(train.energies, train.conditions)
-        self.extra["cond_mean"] = cond.mean(axis=0)
-        self.extra["cond_std"] = cond.std(axis=0) + 1e-6
+        energies, conditions = self.encoder.check(train.energies, train.conditions, "training sample")
+        self.extra.update(self.encoder.fit(energies, conditions))
         self.extra["t_scale"] = np.array([math.log1p(float(train.showers.max()))])
         showers = np.asarray(train.showers, np.float64)
         total = showers.sum(axis=1)
         share = (showers[total > 0] / total[total > 0, None]).mean(axis=0)
         self.gen.init_from_data(share, float(np.mean(total / train.energies)))
 
-    def _raw_conditions(self, energies: np.ndarray, conditions: dict[str, np.ndarray]) -> np.ndarray:
-        cols = [np.log(np.asarray(energies, np.float64))]
-        for name in self.continuous:
-            if name not in conditions:
-                raise CalobenchError(f"model dcgan: condition {name!r} missing; dataset {self.dataset.name} "
-                                     f"needs: {', '.join(self.dataset.conditions)}")
-            values = np.asarray(conditions[name], np.float64)
-            cols.append(np.log(np.abs(values) + 1.0) * np.sign(values) if name in ("p", "E") else values)
-        return np.stack(cols, axis=1)
-
     def _encode(self, energies: np.ndarray, conditions: dict[str, np.ndarray]) -> torch.Tensor:
-        """(N, k) float32 condition code: standardised continuous columns + one-hot particle."""
-        raw = (self._raw_conditions(energies, conditions) - self.extra["cond_mean"]) / self.extra["cond_std"]
-        parts = [raw]
-        if self.pdg_codes:
-            pdg = np.asarray(conditions["particle"]).astype(np.int64)
-            parts.append((pdg[:, None] == np.array(self.pdg_codes)[None, :]).astype(np.float64))
-        return torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
+        """(N, k) float32 condition code: standardised log E_inc and conditions + one-hot particle."""
+        return torch.from_numpy(self.encoder.encode(energies, conditions))
 
     def _targets(self, conditions: dict[str, np.ndarray], names: tuple[str, ...], key: str,
                  fit: bool = False) -> torch.Tensor:
@@ -289,7 +241,8 @@ class DCGAN(TorchGenerator):
     # ---- training ----------------------------------------------------------------------
     def fit(self, train: ShowerSet, valid: ShowerSet | None = None, *, epochs: int | None = None,
             checkpoint_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict:
-        """Pre-train the regressor, then train G and D together; checkpoint after each epoch."""
+        """Pre-train the regressor, then train G and D together; the generator of the epoch with the
+        lowest monitoring chi2 is kept (``keep_best``)."""
         c = self.config
         epochs = int(c["epochs"] if epochs is None else epochs)
         if c.get("max_train") and len(train) > c["max_train"]:
@@ -303,67 +256,47 @@ class DCGAN(TorchGenerator):
         monitor = valid if valid is not None and len(valid) else train.slice(0, min(len(train), 2000))
         monitor = monitor.slice(0, min(len(monitor), 5000))
         monitor_features = image_features(monitor.showers, monitor.energies)
-
         opt = {"gen": torch.optim.Adam(self.gen.parameters(), lr=c["lr"], betas=(0.5, 0.999)),
                "disc": torch.optim.Adam(self.disc.parameters(), lr=c["lr"], betas=(0.5, 0.999)),
                "reg": torch.optim.Adam(self.reg.parameters(), lr=1e-3)}
-        history: dict = {"regressor_l1": [], "g_loss": [], "d_loss": [], "l1": [], "chi2": [], "best_epoch": 0}
-        start = 0
-        best = {"chi2": math.inf, "state": None}
-        state = load_checkpoint(checkpoint_dir) if (resume and checkpoint_dir) else None
-        if state is not None:
-            self.restore_training_state(state, opt)
-            start, history = int(state["epoch"]), state["history"]
-            best = {"chi2": float(state["user"]["best_chi2"]), "state": state["user"]["best_gen"] or None}
-        n_reg = int(c["regressor_epochs"])
-        total = n_reg + epochs
-        bar = _Progress(progress, total, start)
+        batch = int(c["batch_size"])
+
+        def pretrain() -> dict:
+            losses = [self._regressor_epoch(shuffled_batches(len(train), batch, self.rng), images, reg_pos, reg_y,
+                                            opt["reg"]) for _ in range(int(c["regressor_epochs"]))]
+            return {"regressor_l1": losses}
+
+        def epoch_batches(epoch: int) -> list[torch.Tensor]:
+            self.reg.eval()
+            for p in self.reg.parameters():
+                p.requires_grad_(False)
+            return shuffled_batches(len(train), batch, self.rng)
+
+        def step(idx: torch.Tensor) -> dict[str, float]:
+            return self._gan_step(idx, images, cond, log_e, reg_pos, reg_y, opt)
+
+        def end_epoch(epoch: int) -> dict:
+            generated = image_features(self.sample(monitor.energies, monitor.conditions).showers, monitor.energies)
+            chi2 = feature_chi2(generated, monitor_features)
+            return {"chi2": chi2, "chi2_sum": float(sum(chi2.values()))}
+
+        trainer = Trainer(self, opt, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
+                          monitor="chi2_sum", keep_best=["gen"] if c.get("keep_best", True) else [])
         threads = torch.get_num_threads()
         if c.get("train_threads"):
             torch.set_num_threads(int(c["train_threads"]))
         try:
-            self._train_loop(start, total, n_reg, train, images, cond, log_e, reg_pos, reg_y, monitor,
-                             monitor_features, opt, history, best, checkpoint_dir, bar)
+            return trainer.run(epochs, epoch_batches, step, end_epoch=end_epoch, pretrain=pretrain)
         finally:
-            bar.close()
             torch.set_num_threads(threads)
-        if c.get("keep_best", True) and best["state"]:
-            self.gen.load_state_dict(best["state"])
-        history["epochs"] = epochs
-        return history
 
-    def _train_loop(self, start, total, n_reg, train, images, cond, log_e, reg_pos, reg_y, monitor,
-                    monitor_features, opt, history, best, checkpoint_dir, bar) -> None:
+    def _regressor_epoch(self, batches: list[torch.Tensor], images, pos, target, opt) -> float:
+        """One pre-training epoch of the regressor (L1 on the standardised regressed conditions)."""
         dev = self.torch_device
-        batch = int(self.config["batch_size"])
-        for epoch in range(start, total):
-            perm = torch.randperm(len(train), generator=self.rng)
-            if epoch < n_reg:
-                loss = self._regressor_epoch(perm, batch, images, reg_pos, reg_y, opt["reg"], dev)
-                history["regressor_l1"].append(loss)
-            else:
-                g, d, l1 = self._gan_epoch(perm, batch, images, cond, log_e, reg_pos, reg_y, opt, dev)
-                history["g_loss"].append(g)
-                history["d_loss"].append(d)
-                history["l1"].append(l1)
-                chi2 = self._monitor_chi2(monitor, monitor_features)
-                history["chi2"].append(chi2)
-                if chi2["sum"] < best["chi2"]:
-                    best["chi2"] = chi2["sum"]
-                    best["state"] = {k: v.detach().cpu().clone() for k, v in self.gen.state_dict().items()}
-                    history["best_epoch"] = epoch + 1 - n_reg
-            if checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, self.training_state(
-                    opt, epoch + 1, history, best_chi2=best["chi2"], best_gen=best["state"] or {}))
-            bar.update(epoch + 1, history)
-            self.on_epoch_end(epoch + 1, history)
-
-    def _regressor_epoch(self, perm, batch, images, pos, target, opt, dev) -> float:
         self.reg.train()
         losses = []
         scale = float(self.extra["t_scale"][0])
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
+        for idx in batches:
             x = images[idx].to(dev)
             log_etot = torch.log(torch.expm1(x * scale).flatten(1).sum(1) + 1.0)
             loss = F.l1_loss(self.reg(x, pos[idx].to(dev), log_etot), target[idx].to(dev))
@@ -373,49 +306,31 @@ class DCGAN(TorchGenerator):
             losses.append(loss.item())
         return float(np.mean(losses))
 
-    def _gan_epoch(self, perm, batch, images, cond, log_e, pos, target, opt, dev) -> tuple[float, float, float]:
+    def _gan_step(self, idx, images, cond, log_e, pos, target, opt) -> dict[str, float]:
+        """One discriminator and one generator update on the batch ``idx`` (regressor frozen)."""
         c = self.config
-        self.gen.train()
-        self.disc.train()
-        self.reg.eval()
-        for p in self.reg.parameters():
-            p.requires_grad_(False)
+        dev = self.torch_device
         scale = float(self.extra["t_scale"][0])
-        g_losses, d_losses, l1s = [], [], []
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            x, y, le = images[idx].to(dev), cond[idx].to(dev), log_e[idx].to(dev)
-            noise = torch.randn(len(idx), c["noise"], generator=self.rng).to(dev)
-            fake = self._fake_t(self.gen(noise, y), torch.exp(le))
-            # discriminator
-            real_logit = self.disc(x, y, self._shape(x, le))
-            fake_logit = self.disc(fake.detach(), y, self._shape(fake.detach(), le))
-            d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.full_like(real_logit, 0.9)) + \
-                F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
-            opt["disc"].zero_grad()
-            d_loss.backward()
-            opt["disc"].step()
-            # generator: adversarial + L1 of the regressed features (seed 001)
-            fake_logit = self.disc(fake, y, self._shape(fake, le))
-            log_etot = torch.log(torch.expm1(fake * scale).flatten(1).sum(1) + 1.0)
-            l1 = F.l1_loss(self.reg(fake, pos[idx].to(dev), log_etot), target[idx].to(dev))
-            g_loss = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit)) + c["reg_weight"] * l1
-            opt["gen"].zero_grad()
-            g_loss.backward()
-            opt["gen"].step()
-            g_losses.append(g_loss.item())
-            d_losses.append(d_loss.item())
-            l1s.append(l1.item())
-        for p in self.reg.parameters():
-            p.requires_grad_(True)
-        return float(np.mean(g_losses)), float(np.mean(d_losses)), float(np.mean(l1s))
-
-    def _monitor_chi2(self, monitor: ShowerSet, reference: dict[str, np.ndarray]) -> dict:
-        """chi2 per feature (and their sum) of generated vs reference validation showers."""
-        generated = image_features(self.sample(monitor.energies, monitor.conditions).showers, monitor.energies)
-        out = {name: chi2_distance(generated[name], reference[name]) for name in reference}
-        out["sum"] = float(sum(out.values()))
-        return out
+        x, y, le = images[idx].to(dev), cond[idx].to(dev), log_e[idx].to(dev)
+        noise = torch.randn(len(idx), c["noise"], generator=self.rng).to(dev)
+        fake = self._fake_t(self.gen(noise, y), torch.exp(le))
+        # discriminator
+        real_logit = self.disc(x, y, self._shape(x, le))
+        fake_logit = self.disc(fake.detach(), y, self._shape(fake.detach(), le))
+        d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.full_like(real_logit, 0.9)) + \
+            F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        opt["disc"].zero_grad()
+        d_loss.backward()
+        opt["disc"].step()
+        # generator: adversarial + L1 of the regressed features (seed 001)
+        fake_logit = self.disc(fake, y, self._shape(fake, le))
+        log_etot = torch.log(torch.expm1(fake * scale).flatten(1).sum(1) + 1.0)
+        l1 = F.l1_loss(self.reg(fake, pos[idx].to(dev), log_etot), target[idx].to(dev))
+        g_loss = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit)) + c["reg_weight"] * l1
+        opt["gen"].zero_grad()
+        g_loss.backward()
+        opt["gen"].step()
+        return {"g_loss": g_loss.item(), "d_loss": d_loss.item(), "l1": l1.item()}
 
     # ---- generation ---------------------------------------------------------------------
     @torch.inference_mode()
@@ -424,7 +339,7 @@ class DCGAN(TorchGenerator):
         """One 11x11 shower (MeV, >= 0, readout threshold applied) per incident energy."""
         if "t_scale" not in self.extra:
             raise CalobenchError("model dcgan: not fitted (train it or load a saved model)")
-        energies, conditions = sample_inputs(energies, conditions)
+        energies, conditions = self.encoder.check(energies, conditions, "sample")
         code = self._encode(energies, conditions)
         self.gen.eval()
         threshold = float(self.dataset.geometry.threshold)
@@ -441,34 +356,3 @@ class DCGAN(TorchGenerator):
                          particle=",".join(self.dataset.particles),
                          provenance={"generator": self.name, "preset": self.preset, "seed": self.seed},
                          dataset=self.dataset.name)
-
-
-class _Progress:
-    """A rich progress bar over epochs (does nothing when disabled)."""
-
-    def __init__(self, enabled: bool, total: int, start: int) -> None:
-        self.progress = None
-        if not enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("dcgan training"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
-        self.task = self.progress.add_task("train", total=total, completed=start, info="")
-        self.progress.start()
-
-    def update(self, epoch: int, history: dict) -> None:
-        if self.progress is None:
-            return
-        info = ""
-        if history["chi2"]:
-            info = (f"chi2 {history['chi2'][-1]['sum']:.3g}  G {history['g_loss'][-1]:.3f}  "
-                    f"D {history['d_loss'][-1]:.3f}  L1 {history['l1'][-1]:.3f}")
-        elif history["regressor_l1"]:
-            info = f"regressor L1 {history['regressor_l1'][-1]:.3f}"
-        self.progress.update(self.task, completed=epoch, info=info)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None

@@ -52,7 +52,8 @@ from torch import nn
 
 from calobench.errors import CalobenchError
 from calobench.data.showerset import ShowerSet
-from calobench.baselines.gan.conditional_gan import ConditionalGAN, LogRatioTransform
+from calobench.baselines.gan.conditional_gan import ConditionalGAN
+from calobench.models.common.transforms import LogRatioTransform
 
 #: Floor of the NNLS map (fraction of E_inc) before its logarithm: cells the fit leaves at 0 stay
 #: (practically) empty, 1e-9 x 8 GeV being far below the 0.5 MeV readout threshold.
@@ -270,12 +271,12 @@ class NNLSCGAN(ConditionalGAN):
 
     def template(self, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """NNLS mean deposit map in MeV, (N, cells), >= 0, for the given conditions."""
-        raw = self._raw_conditions(energies, conditions)
+        raw = self.raw_conditions(energies, conditions, "template")
         a = self.design(np.log(raw["E_inc"]), raw.get("particle"))
         return (a @ self.extra["nnls_coef"].astype(np.float64)) * raw["E_inc"][:, None]
 
-    def prepare_fit(self, train: ShowerSet, epoch_start: int) -> None:
-        raw = self._raw_conditions(train.energies, train.conditions)
+    def prepare_fit(self, train: ShowerSet) -> None:
+        raw = self.raw_conditions(train.energies, train.conditions, "training sample")
         log_e = np.log(raw["E_inc"])
         self.extra["nnls_knots"] = np.linspace(log_e.min(), log_e.max(), int(self.config["nnls_knots"])).astype(np.float32)
         fractions = np.asarray(train.showers, np.float32) / raw["E_inc"][:, None].astype(np.float32)

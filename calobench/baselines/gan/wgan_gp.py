@@ -17,8 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from calobench.baselines.gan.conditional_gan import ConditionalGAN, LogRatioTransform, gradient_penalty
+from calobench.baselines.gan.conditional_gan import ConditionalGAN
 from calobench.datasets import Dataset
+from calobench.models.common.transforms import LogRatioTransform
 
 
 def mlp(sizes: list[int], act: type[nn.Module], **kw) -> list[nn.Module]:
@@ -64,6 +65,18 @@ class Critic(nn.Module):
         etot_ratio = torch.expm1(u * self.scale).sum(1, keepdim=True) * self.eps
         feat = torch.log(etot_ratio + 1e-6)
         return self.body(torch.cat([u, cond, feat], 1)).squeeze(1)
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor,
+                     rng: torch.Generator) -> torch.Tensor:
+    """WGAN-GP penalty (Gulrajani et al. 2017, arXiv:1704.00028): E[(||grad D(x_hat)|| - 1)^2]
+    at random interpolates x_hat between real and generated samples."""
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    alpha = torch.rand(shape, generator=rng, device=real.device)
+    xhat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    score = critic(xhat, cond)
+    grad, = torch.autograd.grad(score.sum(), xhat, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
 
 
 class WGANGP(ConditionalGAN):

@@ -30,7 +30,14 @@ import zuko
 from torch import nn
 
 from calobench.data.showerset import ShowerSet
-from calobench.baselines.vae_flow.voxel_generator import ConditionalVoxelGenerator, apply_threshold, layer_sums, logit
+from calobench.baselines.vae_flow.conditional_voxel_generator import ConditionalVoxelGenerator
+from calobench.models.common.transforms import apply_threshold, layer_sums
+
+
+def logit(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """logit(alpha + (1 - 2 alpha) x) for x in [0, 1] (CaloFlow's preprocessing)."""
+    y = alpha + (1.0 - 2.0 * alpha) * x
+    return torch.log(y) - torch.log1p(-y)
 
 
 class CaloFlow(ConditionalVoxelGenerator):
@@ -44,13 +51,13 @@ class CaloFlow(ConditionalVoxelGenerator):
     presets: dict[str, dict[str, Any]] = {
         "tiny": {"flow1_transforms": 2, "flow1_hidden": [16, 16], "flow2_transforms": 2,
                  "flow2_hidden": [32, 32], "bins": 4, "passes": 2, "alpha": 1e-6, "noise": 0.5,
-                 "epochs": 3, "batch_size": 64, "lr": 2e-3, "checkpoint_every": 1, "grad_clip": 5.0},
+                 "epochs": 3, "batch_size": 64, "lr": 2e-3, "grad_clip": 5.0},
         "quick": {"flow1_transforms": 4, "flow1_hidden": [64, 64], "flow2_transforms": 4,
                   "flow2_hidden": [128, 128], "bins": 8, "passes": 2, "alpha": 1e-6, "noise": 0.5,
-                  "epochs": 8, "batch_size": 256, "lr": 2e-3, "checkpoint_every": 1, "grad_clip": 5.0},
+                  "epochs": 8, "batch_size": 256, "lr": 2e-3, "grad_clip": 5.0},
         "full": {"flow1_transforms": 6, "flow1_hidden": [128, 128], "flow2_transforms": 8,
                  "flow2_hidden": [512, 512], "bins": 8, "passes": 2, "alpha": 1e-6, "noise": 0.5,
-                 "epochs": 300, "batch_size": 256, "lr": 5e-4, "checkpoint_every": 10, "grad_clip": 5.0},
+                 "epochs": 300, "batch_size": 256, "lr": 5e-4, "grad_clip": 5.0},
     }
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
@@ -124,7 +131,7 @@ class CaloFlow(ConditionalVoxelGenerator):
         frac = cells / per_layer[:, self._layer_id]
         return logit(frac.clamp(0.0, 1.0), float(self.config["alpha"]))
 
-    def prepare(self, showers: ShowerSet, fit: bool) -> dict[str, torch.Tensor]:
+    def training_tensors(self, showers: ShowerSet, fit: bool) -> dict[str, torch.Tensor]:
         features = self.features_of(showers, fit)
         x = torch.from_numpy(self.dense_showers(showers))
         e_inc = torch.from_numpy(np.asarray(showers.energies, dtype=np.float32))

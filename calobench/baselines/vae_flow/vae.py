@@ -36,7 +36,8 @@ from calobench.data.showerset import ShowerSet
 from calobench.datasets import get_dataset
 from calobench.models.common.layers import mlp
 from calobench.data.geometry import CYLINDRICAL
-from calobench.baselines.vae_flow.voxel_generator import ConditionalVoxelGenerator, apply_threshold
+from calobench.baselines.vae_flow.conditional_voxel_generator import ConditionalVoxelGenerator
+from calobench.models.common.transforms import apply_threshold
 
 
 
@@ -52,11 +53,11 @@ class ConditionalVAE(ConditionalVoxelGenerator):
     description = "Conditional VAE: softmax energy fractions times a learned E_tot/E_inc"
     presets: dict[str, dict[str, Any]] = {
         "tiny": {"hurdle": None, "energy_transforms": 2, "energy_hidden": [16, 16], "hidden": 32, "depth": 2, "latent": 4, "epochs": 3, "batch_size": 64, "lr": 3e-3,
-                 "beta": 0.1, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 1, "grad_clip": 10.0},
+                 "beta": 0.1, "eps": None, "sigma_floor": 0.05, "grad_clip": 10.0},
         "quick": {"hurdle": None, "energy_transforms": 3, "energy_hidden": [64, 64], "hidden": 256, "depth": 2, "latent": 16, "epochs": 30, "batch_size": 128, "lr": 1e-3,
-                  "beta": 0.1, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 1, "grad_clip": 10.0},
+                  "beta": 0.1, "eps": None, "sigma_floor": 0.05, "grad_clip": 10.0},
         "full": {"hurdle": None, "energy_transforms": 4, "energy_hidden": [128, 128], "hidden": 1024, "depth": 3, "latent": 64, "epochs": 400, "batch_size": 256, "lr": 5e-4,
-                 "beta": 0.1, "eps": None, "sigma_floor": 0.05, "checkpoint_every": 10, "grad_clip": 10.0},
+                 "beta": 0.1, "eps": None, "sigma_floor": 0.05, "grad_clip": 10.0},
     }
 
     #: quick-preset settings for small, high-dimensional embedded samples (datasets with
@@ -113,7 +114,7 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         return self
 
     # ---- preprocessing ----------------------------------------------------------------
-    def prepare(self, showers: ShowerSet, fit: bool) -> dict[str, torch.Tensor]:
+    def training_tensors(self, showers: ShowerSet, fit: bool) -> dict[str, torch.Tensor]:
         features = self.features_of(showers, fit)
         x = self.dense_showers(showers).astype(np.float64)
         etot = x.sum(axis=1)

@@ -1,1 +1,2 @@
-"""Parts that every model plugin can share: layers, conditioning, the training loop."""
+"""Parts that every model plugin can share: layers, shower transforms, condition encoding
+(conditioning) and the one training loop (trainer)."""
