@@ -10,14 +10,15 @@ Units: MeV and mm.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from calobench.data.showerfile import save
 from calobench.data.showerset import ShowerSet
 from calobench.datasets import dataset_names, load_reference, open_showers
 from calobench.errors import CalobenchError
-from calobench.metrics.classifiers import ClassifierOptions
-from calobench.metrics.evaluate import EvaluationOptions, ProgressLog, evaluate, parse_stages
-from calobench.metrics.result import Result
+
+if TYPE_CHECKING:
+    from calobench.metrics.result import Result
 
 
 def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
@@ -81,6 +82,10 @@ def compare(
     json_path / report_dir: also write the JSON result / the HTML report there.
     progress: progress lines on stderr.
     """
+    # imported here: the metrics load scipy and scikit-learn (seconds), which `import calobench` does not need
+    from calobench.metrics.classifiers import ClassifierOptions
+    from calobench.metrics.evaluate import EvaluationOptions, ProgressLog, evaluate, parse_stages
+
     log = ProgressLog(progress)
     classifier = ClassifierOptions(epochs=cls_epochs, batch_size=cls_batch_size, lr=cls_lr, hidden=cls_hidden,
                                    n_layer=cls_layers, patience=cls_patience, max_events=cls_max_events,

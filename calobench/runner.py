@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,8 +31,10 @@ from calobench.errors import CalobenchError
 from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
 from calobench.models.registry import check_supported
 from calobench.data.showerset import ShowerSet
-from calobench.metrics.result import Result
 from calobench.timing import TimingOptions, time_model
+
+if TYPE_CHECKING:
+    from calobench.metrics.result import Result
 
 SPLIT_SEED = 20241121
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, validation, test

@@ -4,6 +4,8 @@ evaluate() runs the stages without writing files; features and binning ask the G
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,3 +108,8 @@ def test_features_and_binning_ask_the_geometry():
     assert ds1.histogram_ranges[14]["ec_r"] == (0.0, 1500.0)
     np.testing.assert_array_equal(binning.challenge_edges(ds1, "width_eta_13", 1.0), np.linspace(0, 400, 101))
     assert binning.challenge_edges(get_geometry("darkshine"), "etot_einc", 1.0) is None
+
+
+def test_import_calobench_does_not_load_the_metrics():
+    code = "import sys, calobench; sys.exit(any(m.startswith(('sklearn', 'calobench.metrics')) for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
