@@ -7,7 +7,7 @@ then pays a page fault per 4 KiB touched, and with several threads each unmap al
 the other cores (TLB shootdown). bes3-gan's generator at batch 10000 (minor page faults from
 getrusage over 10 calls): 7.2 faults per shower and 35 000 showers/s on one thread, 1.5 and
 84 000 on two, with the defaults; 0 and 63 000, 0.03 and 108 000 with ``keep_freed_memory()``.
-Whole ``sample`` calls: ``python benchmarks/bench_models_gan.py [--default-malloc]``.
+Whole ``sample`` calls: ``python benchmarks/studies/models_gan.py [--default-malloc]``.
 
 The setting is process-wide and permanent (glibc has no getter to restore the defaults), so the
 processes that generate call it once: ``calobench run``, ``calobench time`` and the benchmarks.
