@@ -59,13 +59,17 @@ def compare(
     max_events: int | None = None,
     chunk_size: int | None = None,
     replicas: int = 20,
-    cls_epochs: int = 50,
-    cls_patience: int | None = 5,
-    cls_hidden: int = 512,
-    cls_layers: int = 2,
-    cls_batch_size: int = 1000,
-    cls_lr: float = 2e-4,
+    cls_protocol: str = "v2",
+    cls_epochs: int | None = None,
+    cls_patience: int | None = None,
+    cls_hidden: int | None = None,
+    cls_layers: int | None = None,
+    cls_batch_size: int | None = None,
+    cls_lr: float | None = None,
+    cls_min_steps: int | None = None,
+    cls_max_steps: int | None = None,
     cls_max_events: int | None = None,
+    cls_floors: bool = True,
     xgb_estimators: int = 400,
     prdc_max_events: int = 10_000,
     fpd_min_samples: int = 10_000,
@@ -78,7 +82,9 @@ def compare(
     repeats: classifier repetitions (mean and std reported). seed: every random choice.
     max_events: use the first N events of each sample. chunk_size: events per read (default
     about 64 MB of showers). replicas: Poisson-bootstrap replicas of the 1-d distances.
-    cls_*: classifier options (cheap settings for quick runs: cls_epochs=3, cls_max_events=2000).
+    cls_protocol: "v2" (default) or "challenge" (the CaloChallenge's evaluate.py protocol; see
+    calobench.metrics.classifiers); cls_*: its options, None for the protocol's default (epochs and
+    patience: challenge only; min/max steps: v2 only); cls_floors: also test the reference halves.
     json_path / report_dir: also write the JSON result / the HTML report there.
     progress: progress lines on stderr.
     """
@@ -87,9 +93,10 @@ def compare(
     from calobench.metrics.evaluate import EvaluationOptions, ProgressLog, evaluate, parse_stages
 
     log = ProgressLog(progress)
-    classifier = ClassifierOptions(epochs=cls_epochs, batch_size=cls_batch_size, lr=cls_lr, hidden=cls_hidden,
-                                   n_layer=cls_layers, patience=cls_patience, max_events=cls_max_events,
-                                   repeats=repeats, xgb_estimators=xgb_estimators)
+    classifier = ClassifierOptions.for_protocol(
+        cls_protocol, epochs=cls_epochs, batch_size=cls_batch_size, lr=cls_lr, hidden=cls_hidden, n_layer=cls_layers,
+        patience=cls_patience, min_steps=cls_min_steps, max_steps=cls_max_steps, max_events=cls_max_events,
+        repeats=repeats, xgb_estimators=xgb_estimators, floors=cls_floors)
     options = EvaluationOptions(stages=parse_stages(metrics), seed=seed, max_events=max_events,
                                 chunk_size=chunk_size, replicas=replicas, prdc_max_events=prdc_max_events,
                                 fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,

@@ -41,10 +41,11 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, validation, test
 
 #: compare() options per preset. Leaderboard entries record the options they were measured with.
 EVALUATION = {
-    "tiny": {"metrics": "hist,fpd,cls-high", "repeats": 1, "cls_epochs": 2, "replicas": 4, "cls_hidden": 64,
+    "tiny": {"metrics": "hist,fpd,cls-high", "repeats": 1, "cls_min_steps": 20, "cls_max_steps": 40, "replicas": 4,
+             "cls_hidden": 64,
              "fpd_min_samples": 200},
-    "quick": {"repeats": 3, "cls_epochs": 30, "replicas": 20},
-    "full": {"repeats": 5, "cls_epochs": 50, "replicas": 20},
+    "quick": {"repeats": 3, "replicas": 20},
+    "full": {"repeats": 5, "replicas": 20},
 }
 TIMING = {
     "tiny": TimingOptions(batch_sizes=(1, 100), warmup=1, repeats=2, budget_s=2.0),

@@ -11,14 +11,17 @@ import pytest
 
 from calobench.cli import main
 from calobench.errors import CalobenchError
-from calobench.leaderboard import (add_entry, benchmark_version, make_entry, published_rows, rank, read_leaderboard,
-                                   schema, validate_directory, validate_entry, validation_errors)
+from calobench.leaderboard import (add_entry, benchmark_version, failure, make_entry, published_rows, rank,
+                                   read_leaderboard, schema, score, validate_directory, validate_entry,
+                                   validation_errors)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _entry(model: str = "dcgan", auc: float = 0.7, fpd: float = 0.01, seed: int = 0, **kw) -> dict:
-    metrics = {"auc_high": {"value": auc, "std": 0.01}, "fpd": {"value": fpd, "std": 0.001},
+def _entry(model: str = "dcgan", auc: float = 0.7, fpd: float = 0.01, seed: int = 0, auc_low: float = 0.5,
+           **kw) -> dict:
+    metrics = {"auc_high": {"value": auc, "std": 0.01}, "auc_low": {"value": auc_low, "std": 0.01},
+               "fpd": {"value": fpd, "std": 0.001},
                "sep_etot_einc": {"value": 0.05, "std": 0.002, "floor": 0.001}}
     timing = {"geant4_ms_per_event": 30.0, "model_state": "trained", "devices": {"cpu": {
         "device_name": "test cpu", "threads": 2,
@@ -97,6 +100,30 @@ def test_ranking_by_auc_distance_and_versions():
     assert [e["model"] for e in others] == ["e"]
 
 
+def test_ranking_v2_worst_view_floors_and_failures():
+    # the worse of the two classifiers ranks: perfect high level, blatant low level loses
+    sharp = _entry("sharp", auc=0.52, auc_low=0.99)
+    balanced = _entry("balanced", auc=0.6, auc_low=0.6)
+    assert [e["model"] for _, e in rank([sharp, balanced], benchmark_version("stcf11x11"))[0]] == ["balanced", "sharp"]
+    assert score(sharp) == pytest.approx(0.49) and score(balanced) == pytest.approx(0.1)
+    # an AUC within what Geant4 reaches against itself costs nothing; the FPD excess breaks the tie
+    floored = _entry("floored", auc=0.53, auc_low=0.48, fpd=0.02)
+    floored["metrics"]["auc_high"]["floor"] = 0.46
+    floored["metrics"]["auc_low"]["floor"] = 0.52
+    floored["metrics"]["fpd"]["floor"] = 0.015
+    exact = _entry("exact", auc=0.5, auc_low=0.5, fpd=0.01)
+    assert score(floored) == 0.0
+    ranked, _ = rank([exact, floored], benchmark_version("stcf11x11"))
+    assert [e["model"] for _, e in ranked] == ["floored", "exact"]  # FPD excess 0.005 < 0.01
+    # a failed classifier (value null, failed) is never ranked, even if the other view is perfect
+    failed = _entry("failed", auc=0.5, auc_low=0.5)
+    failed["metrics"]["auc_low"] = {"value": None, "std": None, "failed": "training loss not finite at step 3"}
+    validate_entry(failed)
+    ranked, _ = rank([balanced, failed], benchmark_version("stcf11x11"))
+    assert [(r, e["model"]) for r, e in ranked] == [(1, "balanced"), (None, "failed")]
+    assert failure(failed) == "auc_low failed: training loss not finite at step 3"
+
+
 def test_published_calochallenge_rows():
     rows = published_rows("calochallenge-2")
     names = [r["model"] for r in rows]
@@ -128,7 +155,7 @@ def test_validate_cli(tmp_path, capsys):
 
 def test_show_cli(tmp_path, capsys):
     add_entry(tmp_path, "stcf11x11", _entry("dcgan", auc=0.6))
-    add_entry(tmp_path, "stcf11x11", _entry("mean-shower", auc=0.99, family="parametric"))
+    add_entry(tmp_path, "stcf11x11", _entry("mean-shower", auc=0.99, auc_low=0.99, family="parametric"))
     assert main(["leaderboard", "show", "stcf11x11", "--leaderboard-dir", str(tmp_path), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [(r["rank"], r["model"]) for r in shown["ranked"]] == [(1, "dcgan"), (2, "mean-shower")]

@@ -96,7 +96,7 @@ def main() -> None:
     p.add_argument("--dataset", default=DATASET, help=f"a cylindrical dataset (default {DATASET})")
     p.add_argument("--dir", default="/tmp/calobench-bench", help="where the files are written")
     p.add_argument("--stages", default="hist,resolution,fpd,prdc,cls-high,cls-xgb,cls-low")
-    p.add_argument("--low-epochs", type=int, default=1, help="cls-low epochs (memory check; default 1)")
+    p.add_argument("--low-steps", type=int, default=300, help="cls-low optimiser steps at most (memory check; default 300)")
     p.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = p.parse_args()
     folder = Path(args.dir)
@@ -109,7 +109,7 @@ def main() -> None:
             print(f"wrote {path} in {time.perf_counter() - t:.0f} s", flush=True)
     report = {"dataset": args.dataset, "events": args.events, "stages": {}}
     for stage in args.stages.split(","):
-        options = {"cls_epochs": args.low_epochs} if stage == "cls-low" else {}
+        options = {"cls_min_steps": min(300, args.low_steps), "cls_max_steps": args.low_steps} if stage == "cls-low" else {}
         res = run_stage(gen, ref, stage, options)
         report["stages"][stage] = res
         print(f"{stage:11s} wall {res['wall_s']:8.1f} s  peak RSS {res['peak_rss_MB']:8.0f} MB  "

@@ -106,7 +106,7 @@ def main() -> None:
         t0 = time.process_time()
         gen = model.sample(ref.energies, ref.conditions, batch_size=100)
         ms = 1000.0 * (time.process_time() - t0) / len(ref)
-        res = calobench.compare(gen, ref, metrics=args.metrics, repeats=1, progress=False, cls_epochs=10,
+        res = calobench.compare(gen, ref, metrics=args.metrics, repeats=1, progress=False,
                                 cls_max_events=4000, replicas=5, fpd_min_samples=min(500, len(ref)),
                                 fpd_max_samples=len(ref))
         row = {"setting": setting, "cpu_ms_per_shower_batch100": ms, "metrics": res.to_dict().get("metrics", {})}

@@ -1,13 +1,26 @@
-"""The classifier stages ``cls-high``, ``cls-xgb``, ``cls-low``: two-sample tests after the
-CaloChallenge protocol, seeded and streamed.
+"""The classifier stages ``cls-high``, ``cls-xgb``, ``cls-low``: two-sample tests, seeded and streamed.
 
-Protocol (evaluate.py of the CaloChallenge): the same number of events is taken from both
-samples and split 60 / 20 / 20 into train / test / validation; a fully connected network
-(input -> hidden, ``n_layer`` x (hidden -> hidden), LeakyReLU, -> 1 logit) is trained with
-Adam and BCE-with-logits in mini-batches; the epoch with the best accuracy on the test split
-is kept; an isotonic regression fitted on the test predictions calibrates the probabilities;
-AUC and JSD = (ln 2 - BCE) / ln 2 are measured on the validation split. Labels: generated 0,
-reference 1. Every split, shuffle and initialisation comes from ``seed``.
+Both protocols take the same number of events from both samples, split them 60 / 20 / 20 into
+train / test / validation, train a fully connected network (input -> hidden, ``n_layer`` x
+(hidden -> hidden), LeakyReLU, -> 1 logit) with Adam and BCE-with-logits, calibrate its
+probabilities with an isotonic regression fitted on the test split, and measure AUC and
+JSD = (ln 2 - BCE) / ln 2 on the validation split. Labels: generated 0, reference 1. Every split,
+shuffle and initialisation comes from ``seed``.
+
+``protocol="v2"`` (the default, metrics-v2): training by a budget of optimiser steps (at least
+``min_steps`` whatever the sample size, batches of a twentieth of the training events within
+[32, 1000], Adam 1e-3, 256 hidden), early stopping on the held-out BCE with a patience in steps,
+the best state kept; inputs that cannot break training: log10 of the cells over E_inc (low level),
+energies relative to E_inc (high level), every column standardised and clipped to +-6; a
+training-health record per run; a run that could not train is reported as failed (value null,
+``failed`` naming the reason), never as 0.5.
+
+``protocol="challenge"``: the CaloChallenge evaluate.py protocol exactly (2048 hidden, Adam 2e-4,
+batch 1000, 50 epochs, the epoch with the best test accuracy, the challenge's inputs: cells / E_inc
+and the raw high-level vector) for comparisons with published numbers.
+
+Floors: the same test between the two halves of the reference (even and odd events) gives the
+Geant4-against-Geant4 value at this sample size (``floor``, from one run).
 
 Data are read block by block (``Source.read(start, stop)``), so the low-level classifier holds
 two blocks of showers at a time rather than the samples; the high-level classifiers hold the
@@ -30,7 +43,8 @@ from calobench.data.geometry import POINTCLOUD
 from calobench.data.showerset import ShowerSet
 from calobench.metrics.features import FeatureExtractor
 from calobench.metrics.result import Result
-from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Log, Stage, quiet
+from calobench.errors import CalobenchError
+from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, HighLevelVectorStage, Log, Stage, quiet
 
 LN2 = float(np.log(2.0))
 
@@ -51,21 +65,49 @@ class Source:
 
 @dataclass
 class ClassifierOptions:
-    """epochs: maximum epochs; patience: stop after this many epochs without a better test
-    accuracy (None: never); hidden / n_layer: network size; block_events: events per read
-    block of each sample; max_events: use at most this many events per sample; repeats: runs of
-    each classifier stage; xgb_estimators: trees of cls-xgb at most."""
+    """protocol: "v2" or "challenge" (module docstring); hidden / n_layer: network size; lr: Adam
+    learning rate; batch_size: mini-batch (None: v2's rule); block_events: events per read block
+    of each sample; max_events: use at most this many events per sample; repeats: runs of each
+    classifier stage; xgb_estimators: trees of cls-xgb at most; floors: also run each test once
+    between the reference halves.
+    challenge only: epochs (maximum), patience (epochs without a better test accuracy; None: never).
+    v2 only: min_steps / max_steps: optimiser steps; eval_every: steps between held-out losses;
+    patience_steps: steps after the best held-out loss before stopping; eval_events: held-out
+    events kept in memory for early stopping; clip: standardised inputs clipped to +-clip."""
 
-    epochs: int = 50
-    batch_size: int = 1000
-    lr: float = 2e-4
-    hidden: int = 512
+    protocol: str = "v2"
+    hidden: int = 256
     n_layer: int = 2
-    patience: int | None = 5
+    lr: float = 1e-3
+    batch_size: int | None = None
     block_events: int = 4096
     max_events: int | None = None
     repeats: int = 3
     xgb_estimators: int = 400
+    floors: bool = True
+    epochs: int = 50
+    patience: int | None = 5
+    min_steps: int = 300
+    max_steps: int = 6000
+    eval_every: int = 25
+    patience_steps: int = 250
+    eval_events: int = 20_000
+    clip: float = 6.0
+
+    @staticmethod
+    def for_protocol(protocol: str, **overrides) -> "ClassifierOptions":
+        """The options of a protocol with its defaults (PROTOCOLS), then ``overrides`` (None: default)."""
+        if protocol not in PROTOCOLS:
+            raise CalobenchError(f"classifier protocol {protocol!r}: valid protocols: {', '.join(PROTOCOLS)}")
+        values = {**PROTOCOLS[protocol], **{k: v for k, v in overrides.items() if v is not None}}
+        return ClassifierOptions(protocol=protocol, **values)
+
+
+#: Defaults of each protocol (the rest are ClassifierOptions' defaults).
+PROTOCOLS = {
+    "v2": {"hidden": 256, "n_layer": 2, "lr": 1e-3, "batch_size": None},
+    "challenge": {"hidden": 2048, "n_layer": 2, "lr": 2e-4, "batch_size": 1000, "epochs": 50, "patience": None},
+}
 
 
 def _split(n_src: int, n_use: int, rng: np.random.Generator) -> np.ndarray:
@@ -132,11 +174,20 @@ def _scores(y: np.ndarray, p: np.ndarray, calib_y: np.ndarray, calib_p: np.ndarr
 
 def dnn_test(gen: Source, ref: Source, seed: int, opts: ClassifierOptions,
              scale_columns: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
-    """Train and evaluate one DNN classifier; returns auc, jsd, best_epoch, events used.
+    """Train and evaluate one DNN classifier with ``opts.protocol``; returns auc, jsd, the events
+    used and the protocol's training record (v2: ``failed``, steps, losses; challenge: best_epoch).
 
-    scale_columns: boolean mask of input columns standardised with the mean / std of the
-    training events of the first block (None: all columns).
+    scale_columns (challenge protocol only): boolean mask of input columns standardised with the
+    mean / std of the training events of the first block (None: all columns); v2 standardises all.
     """
+    if opts.protocol == "v2":
+        return dnn_test_v2(gen, ref, seed, opts, progress)
+    return _dnn_test_challenge(gen, ref, seed, opts, scale_columns, progress)
+
+
+def _dnn_test_challenge(gen: Source, ref: Source, seed: int, opts: ClassifierOptions,
+                        scale_columns: np.ndarray | None, progress: Callable[[str], None] | None) -> dict:
+    """The CaloChallenge protocol: epochs, the best test accuracy kept."""
     import torch
 
     torch.manual_seed(seed)
@@ -193,95 +244,270 @@ def dnn_test(gen: Source, ref: Source, seed: int, opts: ClassifierOptions,
     y_test, p_test = predict(1)
     y_val, p_val = predict(2)
     out = _scores(y_val, p_val, y_test, p_test)
-    out.update(best_epoch=best_epoch, events=blocks.n_use)
+    out.update(best_epoch=best_epoch, events=blocks.n_use, failed=None)
     return out
 
 
-def xgb_test(gen: np.ndarray, ref: np.ndarray, seed: int, max_events: int | None = None,
-             n_estimators: int = 400, n_jobs: int = 2) -> dict:
-    """Gradient-boosted trees (xgboost) on in-memory high-level vectors; same protocol."""
+def _v2_batch_size(n_train: int, opts: "ClassifierOptions") -> int:
+    """v2 mini-batch: a twentieth of the training events, within [32, 1000] (small samples still
+    make many steps per pass)."""
+    return int(np.clip(n_train // 20, 32, 1000)) if opts.batch_size is None else int(opts.batch_size)
+
+
+class _Standardiser:
+    """Clipped standardisation: (x - mean) / std from the training events, non-finite values mapped
+    to the clip bounds, the result clipped to [-clip, clip], so no input value can break training."""
+
+    def __init__(self, x: np.ndarray, clip: float) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        finite = np.isfinite(x)
+        safe = np.where(finite, x, 0.0)
+        count = np.maximum(finite.sum(axis=0), 1)
+        self.mean = safe.sum(axis=0) / count
+        var = (np.where(finite, x - self.mean, 0.0) ** 2).sum(axis=0) / count
+        self.std = np.sqrt(var)
+        self.std[~(self.std > 1e-12)] = 1.0
+        self.clip = clip
+
+    def __call__(self, x: np.ndarray):
+        import torch
+
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+        z = np.nan_to_num(z, nan=0.0, posinf=self.clip, neginf=-self.clip)
+        return torch.from_numpy(np.clip(z, -self.clip, self.clip).astype(np.float32))
+
+
+def dnn_test_v2(gen: Source, ref: Source, seed: int, opts: "ClassifierOptions",
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Protocol v2: train by a budget of optimiser steps with early stopping on the held-out loss.
+
+    Same splits (60 / 20 / 20), network shape, isotonic calibration and validation scores as the
+    challenge protocol; differences: every column clipped-standardised, Adam at ``opts.lr`` with
+    batches of ``_v2_batch_size``, at least ``min_steps`` and at most ``max_steps`` steps, the test
+    loss checked every ``eval_every`` steps on up to ``eval_events`` held-out events, training
+    stopped ``patience_steps`` after its best value, that best state kept. Returns auc, jsd, the
+    training-health record (steps, best_step, train_loss, test_loss, ln2) and ``failed`` (a reason
+    string, or None).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    blocks = _Blocks(gen, ref, seed, opts)
+    rng = np.random.default_rng([seed, 2])
+    x0, _ = blocks.read(0, 0)
+    scale = _Standardiser(x0, opts.clip)
+    n_train = int(0.6 * blocks.n_use) * 2
+    batch = _v2_batch_size(n_train, opts)
+    net = _network(gen.dim, opts)
+    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    held_x, held_y = [], []
+    held_rows = 0
+    for k in range(blocks.n_blocks):  # the early-stopping subset of the test split, in memory
+        if held_rows >= opts.eval_events:
+            break
+        x, y = blocks.read(k, 1)
+        held_x.append(scale(x))
+        held_y.append(torch.from_numpy(y))
+        held_rows += len(y)
+    held_x, held_y = torch.cat(held_x)[:opts.eval_events], torch.cat(held_y)[:opts.eval_events]
+
+    def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
+        net.eval()
+        ys, ps = [], []
+        with torch.no_grad():
+            for k in range(blocks.n_blocks):
+                x, y = blocks.read(k, split)
+                for lo in range(0, len(x), 8192):
+                    ps.append(torch.sigmoid(net(scale(x[lo:lo + 8192]))).numpy().reshape(-1))
+                ys.append(y)
+        return np.concatenate(ys), np.concatenate(ps) if ps else np.zeros(0)
+
+    def batches():
+        """Training mini-batches, the blocks visited in a new random order on every pass."""
+        while True:
+            for k in rng.permutation(blocks.n_blocks):
+                x, y = blocks.read(int(k), 0)
+                order = rng.permutation(len(x))
+                x, y = scale(x[order]), torch.from_numpy(y[order])
+                for lo in range(0, len(x), batch):
+                    yield x[lo:lo + batch], y[lo:lo + batch]
+
+    step, best_loss, best_step, best_state = 0, float("inf"), 0, copy.deepcopy(net.state_dict())
+    recent: list[float] = []
+    failed = None if n_train >= 2 and len(held_y) else "too few events to train and test"
+    for xb, yb in (batches() if failed is None else ()):
+        net.train()
+        loss = loss_fn(net(xb).reshape(-1), yb)
+        if not torch.isfinite(loss):
+            failed = f"training loss not finite at step {step + 1}"
+            break
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        step += 1
+        recent = (recent + [float(loss.detach())])[-opts.eval_every:]
+        if step % opts.eval_every == 0:
+            net.eval()
+            with torch.no_grad():
+                test_loss = float(loss_fn(net(held_x).reshape(-1), held_y))
+            if test_loss < best_loss - 1e-4:
+                best_loss, best_step, best_state = test_loss, step, copy.deepcopy(net.state_dict())
+        if step >= opts.max_steps or (step >= opts.min_steps and step - best_step >= opts.patience_steps):
+            break
+    if progress:
+        progress(f"{step} steps (batch {batch}), best held-out loss {best_loss:.4f} at step {best_step} "
+                 f"(ln 2 = {LN2:.4f})")
+    health = {"steps": step, "best_step": best_step, "batch_size": batch,
+              "train_loss": float(np.mean(recent)) if recent else float("nan"),
+              "test_loss": best_loss, "ln2": LN2}
+    if failed is None and not np.isfinite(best_loss):
+        failed = "held-out loss never finite"
+    if failed is not None:
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": failed, "events": blocks.n_use, **health}
+    net.load_state_dict(best_state)
+    y_test, p_test = predict(1)
+    y_val, p_val = predict(2)
+    if not (np.all(np.isfinite(p_test)) and np.all(np.isfinite(p_val))):
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": "predictions not finite",
+                "events": blocks.n_use, **health}
+    out = _scores(y_val, p_val, y_test, p_test)
+    out.update(failed=None, events=blocks.n_use, **health)
+    return out
+
+
+def xgb_test(gen: np.ndarray, ref: np.ndarray, seed: int, opts: ClassifierOptions, n_jobs: int = 2) -> dict:
+    """Gradient-boosted trees (xgboost) on in-memory high-level vectors; same splits, calibration and
+    validation (v2: the inputs clipped-standardised as the DNN's, so no value can break the fit)."""
     import xgboost
 
-    opts = ClassifierOptions(max_events=max_events, block_events=max(len(gen), len(ref)))
-    blocks = _Blocks(Source.of_array(gen), Source.of_array(ref), seed, opts)
+    block_opts = ClassifierOptions(max_events=opts.max_events, block_events=max(len(gen), len(ref)))
+    blocks = _Blocks(Source.of_array(gen), Source.of_array(ref), seed, block_opts)
     (xtr, ytr), (xte, yte), (xva, yva) = (blocks.read(0, s) for s in (0, 1, 2))
-    model = xgboost.XGBClassifier(n_estimators=n_estimators, learning_rate=0.1, max_depth=6,
+    if min(len(ytr), len(yte), len(yva)) < 2:
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": "too few events to train and test",
+                "events": blocks.n_use}
+    if opts.protocol == "v2":
+        scale = _Standardiser(xtr, opts.clip)
+        xtr, xte, xva = (scale(x).numpy() for x in (xtr, xte, xva))
+    model = xgboost.XGBClassifier(n_estimators=opts.xgb_estimators, learning_rate=0.1, max_depth=6,
                                   tree_method="hist", random_state=seed, n_jobs=n_jobs,
                                   early_stopping_rounds=20, eval_metric="logloss")
     model.fit(xtr, ytr, eval_set=[(xte, yte)], verbose=False)
     p_test = model.predict_proba(xte)[:, 1]
     p_val = model.predict_proba(xva)[:, 1]
+    if not (np.all(np.isfinite(p_test)) and np.all(np.isfinite(p_val))):
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": "predictions not finite", "events": blocks.n_use}
     out = _scores(yva, p_val, yte, p_test)
-    out.update(best_epoch=int(model.best_iteration) + 1, events=blocks.n_use)
+    out.update(best_epoch=int(model.best_iteration) + 1, events=blocks.n_use, failed=None)
     return out
 
 
-def _add_runs(result: Result, suffix: str, runs: list[dict]) -> None:
-    """auc_<suffix> and jsd_<suffix>: mean and std over the runs; the runs go to info["classifier_runs"]."""
+# ---- inputs ----------------------------------------------------------------------------------
+#: v2 low-level input: cells below this fraction of E_inc (empty cells included) sit at its log10.
+LOW_LEVEL_FLOOR = 1e-6
+
+
+def v2_low_level(x: np.ndarray, n_cells: int) -> np.ndarray:
+    """v2 low-level input from ``FeatureExtractor.low_level`` rows (log10 E_inc, cells / E_inc,
+    conditions): the cell columns become log10(max(cell / E_inc, 1e-6))."""
+    out = np.array(x, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        out[:, 1:1 + n_cells] = np.log10(np.maximum(out[:, 1:1 + n_cells], LOW_LEVEL_FLOOR))
+    return out
+
+
+def v2_high_level(x: np.ndarray, names: list[str]) -> np.ndarray:
+    """v2 high-level input: layer energies and E_tot relative to E_inc (log10 E / E_inc), and
+    log10(E_tot / E_inc) where the vector lacks it; ``names`` are the columns of ``x``."""
+    out = np.array(x, dtype=np.float64)
+    log_einc = out[:, names.index("log10_einc")]
+    relative = [j for j, n in enumerate(names) if n.startswith("log10_e_layer_")]
+    if "log10_etot_einc" not in names and "log10_etot" in names:
+        out = np.concatenate([out, (out[:, names.index("log10_etot")] - log_einc)[:, None]], axis=1)
+        relative.append(names.index("log10_etot"))
+    out[:, relative] -= log_einc[:, None]
+    return out
+
+
+# ---- results ---------------------------------------------------------------------------------
+def _add_runs(result: Result, suffix: str, runs: list[dict], floor_run: dict | None) -> None:
+    """auc_<suffix> and jsd_<suffix>: mean and std over the runs, the floor from ``floor_run``; a
+    metric whose run failed has no value and says why (``failed``). The runs go to
+    info["classifier_runs"], the floor run to info["classifier_floor_runs"]."""
+    failed = next((r["failed"] for r in runs if r.get("failed")), None)
+    floor_ok = floor_run is not None and not floor_run.get("failed")
     for key in ("auc", "jsd"):
+        name = f"{key}_{suffix}"
+        if failed:
+            result.add(name, float("nan"), float("nan"), failed=failed)
+            continue
         values = np.array([r[key] for r in runs])
-        result.add(f"{key}_{suffix}", float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan"))
+        std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        result.add(name, float(values.mean()), std, floor_run[key] if floor_ok else None)
     result.info.setdefault("classifier_runs", {})[suffix] = runs
+    if floor_run is not None:
+        result.info.setdefault("classifier_floor_runs", {})[suffix] = floor_run
 
 
-class _HighLevelStage(Stage):
-    """A classifier of the high-level vectors, which it holds."""
-
-    def __init__(self, options: ClassifierOptions, seed: int = 0, log: Log = quiet) -> None:
-        self.options = options
-        self.seed = seed
-        self.log = log
-        self.vectors = EventRows()
-
-    def update(self, chunk: Chunk) -> None:
-        self.vectors.add(chunk, chunk.hlf)
-
-    def merge(self, other: "_HighLevelStage") -> "_HighLevelStage":
-        self.vectors.merge(other.vectors)
-        return self
-
-    def _holds(self) -> dict:
-        return {"stages": {self.name: {"holds": f"high-level vectors, {self.vectors.nbytes / 1e6:.1f} MB"}}}
+def _halves(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The even and the odd events of a sample (the two halves of a floor)."""
+    return x[0::2], x[1::2]
 
 
-class HighLevelDNNStage(_HighLevelStage):
-    """``cls-high``: ``auc_high``, ``jsd_high`` of the DNN on the standardised high-level vectors."""
+# ---- stages ----------------------------------------------------------------------------------
+class HighLevelDNNStage(HighLevelVectorStage):
+    """``cls-high``: ``auc_high``, ``jsd_high`` of the DNN on the high-level vectors (v2: relative
+    energies, ``v2_high_level``), with the floor of the reference halves."""
 
     name = "cls-high"
 
+    def __init__(self, extractor: FeatureExtractor, options: ClassifierOptions, seed: int = 0,
+                 log: Log = quiet) -> None:
+        super().__init__(log)
+        self.extractor, self.options, self.seed = extractor, options, seed
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        return v2_high_level(x, self.extractor.hlf_names) if self.options.protocol == "v2" else x
+
+    def test(self, gen: np.ndarray, ref: np.ndarray, seed: int) -> dict:
+        return dnn_test(Source.of_array(gen), Source.of_array(ref), seed, self.options, progress=self.log)
+
     def compute(self) -> Result:
-        gen, ref = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
+        gen, ref = (self.inputs(self.vectors.array(s)) for s in (GENERATED, REFERENCE))
         runs = []
         for r in range(self.options.repeats):
-            self.log(f"cls-high: run {r + 1}/{self.options.repeats}")
-            runs.append(dnn_test(Source.of_array(gen), Source.of_array(ref), self.seed + r, self.options,
-                                 progress=self.log))
-        result = Result(info=self._holds())
-        _add_runs(result, "high", runs)
+            self.log(f"{self.name}: run {r + 1}/{self.options.repeats}")
+            runs.append(self.test(gen, ref, self.seed + r))
+        floor = None
+        if self.options.floors:
+            self.log(f"{self.name}: floor (reference halves)")
+            floor = self.test(*_halves(ref), self.seed)
+        result = Result(info=self.holds())
+        _add_runs(result, self.suffix, runs, floor)
         return result
 
+    suffix = "high"
 
-class XGBStage(_HighLevelStage):
-    """``cls-xgb``: ``auc_high_xgb``, ``jsd_high_xgb`` of gradient-boosted trees on the high-level vectors."""
+
+class XGBStage(HighLevelDNNStage):
+    """``cls-xgb``: ``auc_high_xgb``, ``jsd_high_xgb`` of gradient-boosted trees on the high-level
+    vectors (the same inputs as cls-high), with the floor of the reference halves."""
 
     name = "cls-xgb"
+    suffix = "high_xgb"
 
-    def compute(self) -> Result:
-        gen, ref = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
-        runs = []
-        for r in range(self.options.repeats):
-            self.log(f"cls-xgb: run {r + 1}/{self.options.repeats}")
-            runs.append(xgb_test(gen, ref, self.seed + r, self.options.max_events, self.options.xgb_estimators))
-        result = Result(info=self._holds())
-        _add_runs(result, "high_xgb", runs)
-        return result
+    def test(self, gen: np.ndarray, ref: np.ndarray, seed: int) -> dict:
+        return xgb_test(gen, ref, seed, self.options)
 
 
 class LowLevelDNNStage(Stage):
-    """``cls-low``: ``auc_low``, ``jsd_low`` of the DNN on log10(E_inc) and cells / E_inc
-    (``FeatureExtractor.low_level``). Its state is each sample and how many of its events were
-    fed: training reads them again block by block (two blocks in memory) rather than holding
-    the cells. Point clouds: every input column is standardised."""
+    """``cls-low``: ``auc_low``, ``jsd_low`` of the DNN on log10(E_inc) and the cells
+    (``FeatureExtractor.low_level``; v2: ``v2_low_level``), with the floor of the reference halves.
+    Its state is each sample and how many of its events were fed: training reads them again block
+    by block (two blocks in memory) rather than holding the cells. Challenge protocol on point
+    clouds: every input column is standardised."""
 
     name = "cls-low"
 
@@ -308,10 +534,25 @@ class LowLevelDNNStage(Stage):
             self.events[sample] = max(self.events[sample], other.events[sample])
         return self
 
+    def _source(self, ss: ShowerSet, n: int, parity: int | None = None) -> Source:
+        """The low-level inputs of the first n events of ss (parity 0 / 1: only the even / odd ones)."""
+        fx = self.extractor
+        n_cells = fx.low_dim - 1 - len(fx.condition_names)
+        v2 = self.options.protocol == "v2"
+
+        def rows(a: int, b: int) -> np.ndarray:
+            x = fx.low_level(ss.slice(a, b))
+            return v2_low_level(x, n_cells) if v2 else x
+
+        if parity is None:
+            return Source(n, fx.low_dim, rows)
+        return Source((n + 1 - parity) // 2, fx.low_dim,
+                      lambda a, b: rows(2 * a + parity, min(2 * b + parity, n))[0::2])
+
     def compute(self) -> Result:
         fx = self.extractor
-        sources = [Source(n, fx.low_dim, (lambda ss: (lambda a, b: fx.low_level(ss.slice(a, b))))(ss))
-                   for ss, n in zip(self.sources, self.events)]
+        (gen, n_gen), (ref, n_ref) = zip(self.sources, self.events)
+        sources = [self._source(gen, n_gen), self._source(ref, n_ref)]
         scale = np.zeros(fx.low_dim, dtype=bool)
         if fx.condition_names:
             scale[-len(fx.condition_names):] = True
@@ -325,10 +566,15 @@ class LowLevelDNNStage(Stage):
             self.log(f"cls-low: run {r + 1}/{self.options.repeats} (input dimension {fx.low_dim})")
             runs.append(dnn_test(sources[GENERATED], sources[REFERENCE], self.seed + r, self.options,
                                  scale_columns=scale, progress=self.log))
+        floor = None
+        if self.options.floors:
+            self.log("cls-low: floor (reference halves)")
+            floor = dnn_test(self._source(ref, n_ref, 0), self._source(ref, n_ref, 1), self.seed, self.options,
+                             scale_columns=scale, progress=self.log)
         block = self.options.block_events
         result = Result(info={"stages": {self.name: {
             "holds": f"two read blocks of {block} events, {2 * block * fx.low_dim * 4 / 1e6:.0f} MB"}}})
-        _add_runs(result, "low", runs)
+        _add_runs(result, "low", runs, floor)
         if pointcloud:
             result.info["notes"] = ["cls-low on point clouds: cells rasterised into a (layers, 15, 15) pad grid "
                                     "around the barycentre"]

@@ -113,9 +113,9 @@ def _make_stage(name: str, options: EvaluationOptions, fx: FeatureExtractor, ref
     if name == "prdc":
         return PRDCStage(seed, options.prdc_max_events, log)
     if name == "cls-high":
-        return HighLevelDNNStage(cls, seed, log)
+        return HighLevelDNNStage(fx, cls, seed, log)
     if name == "cls-xgb":
-        return XGBStage(cls, seed, log)
+        return XGBStage(fx, cls, seed, log)
     if name == "cls-low":
         return LowLevelDNNStage(fx, cls, seed, log)
     raise CalobenchError(f"unknown stage {name!r}; valid: {', '.join(STAGES)}")

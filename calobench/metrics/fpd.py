@@ -25,7 +25,7 @@ from scipy.optimize import curve_fit
 from scipy.stats import iqr
 
 from calobench.metrics.result import Result
-from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Log, Stage, quiet
+from calobench.metrics.stage import GENERATED, REFERENCE, HighLevelVectorStage, Log, quiet
 
 
 def normalise(real: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,43 +126,34 @@ def kpd(real: np.ndarray, gen: np.ndarray, num_batches: int = 10, batch_size: in
     return float(np.median(vals)), float(iqr(vals, rng=(16.275, 83.725)) / 2)
 
 
-class FPDStage(Stage):
-    """``fpd`` and ``kpd`` (with a floor: reference halves, when the reference has >= 100 events)
-    as the CaloChallenge calls them: FPD batches from ``min_samples`` to ``max_samples`` events,
-    KPD batches of ``kpd_batch_size``, all capped by the sample size. Holds the high-level vectors."""
+class FPDStage(HighLevelVectorStage):
+    """``fpd`` and ``kpd`` as the CaloChallenge calls them: FPD batches from ``min_samples`` to
+    ``max_samples`` events, KPD batches of ``kpd_batch_size``, all capped by the sample size; each
+    with its floor, the same distance between the reference halves (even / odd events, when the
+    reference has >= 100 events). Holds the high-level vectors."""
 
     name = "fpd"
 
     def __init__(self, seed: int = 0, min_samples: int = 10_000, max_samples: int = 50_000,
                  kpd_batch_size: int = 10_000, log: Log = quiet) -> None:
+        super().__init__(log)
         self.seed = seed
         self.min_samples, self.max_samples, self.kpd_batch_size = min_samples, max_samples, kpd_batch_size
-        self.log = log
-        self.vectors = EventRows()
 
-    def update(self, chunk: Chunk) -> None:
-        self.vectors.add(chunk, chunk.hlf)
-
-    def merge(self, other: "FPDStage") -> "FPDStage":
-        self.vectors.merge(other.vectors)
-        return self
+    def _distances(self, ref: np.ndarray, gen: np.ndarray, kpd_batches: int = 10) -> tuple[tuple, tuple]:
+        n_min = min(len(gen), len(ref))
+        lo, hi = min(self.min_samples, n_min), min(self.max_samples, n_min)
+        return (fpd(ref, gen, min_samples=lo, max_samples=max(hi, lo), seed=self.seed),
+                kpd(ref, gen, batch_size=min(self.kpd_batch_size, n_min), seed=self.seed, num_batches=kpd_batches))
 
     def compute(self) -> Result:
         gen, ref = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
-        n_min = min(len(gen), len(ref))
-        lo, hi = min(self.min_samples, n_min), min(self.max_samples, n_min)
-        kpd_batch = min(self.kpd_batch_size, n_min)
-        self.log(f"FPD (batches {lo}..{hi}) and KPD (batch {kpd_batch})")
-        result = Result()
-        v, e = fpd(ref, gen, min_samples=lo, max_samples=max(hi, lo), seed=self.seed)
-        result.add("fpd", v, e)
-        v, e = kpd(ref, gen, batch_size=kpd_batch, seed=self.seed)
-        half = len(ref) // 2
-        if half >= 50:
-            floor, _ = kpd(ref[0::2], ref[1::2], batch_size=min(self.kpd_batch_size, half), seed=self.seed,
-                           num_batches=5)
-            result.add("kpd", v, e, floor)
-        else:
-            result.add("kpd", v, e)
-        result.info = {"stages": {self.name: {"holds": f"high-level vectors, {self.vectors.nbytes / 1e6:.1f} MB"}}}
+        self.log(f"FPD and KPD on {len(gen)} + {len(ref)} events")
+        (fpd_value, fpd_std), (kpd_value, kpd_std) = self._distances(ref, gen)
+        fpd_floor = kpd_floor = None
+        if len(ref) // 2 >= 50:
+            (fpd_floor, _), (kpd_floor, _) = self._distances(ref[0::2], ref[1::2], kpd_batches=5)
+        result = Result(info=self.holds())
+        result.add("fpd", fpd_value, fpd_std, fpd_floor)
+        result.add("kpd", kpd_value, kpd_std, kpd_floor)
         return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from calobench.metrics.result import Result
-from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Log, Stage, quiet
+from calobench.metrics.stage import GENERATED, REFERENCE, HighLevelVectorStage, Log, quiet
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -48,35 +48,34 @@ def prdc(real: np.ndarray, gen: np.ndarray, k: int = 5, block: int = 2048) -> di
             "density": float(density.mean() / k), "coverage": float(real_covered.mean())}
 
 
-class PRDCStage(Stage):
+class PRDCStage(HighLevelVectorStage):
     """``precision``, ``recall``, ``density``, ``coverage`` (k = 5) on subsamples of at most
-    ``max_events`` high-level vectors per sample (``seed``). Holds the high-level vectors."""
+    ``max_events`` high-level vectors per sample (``seed``), standardised with the reference;
+    each with its floor, the same between the reference halves (even / odd events). Holds the
+    high-level vectors."""
 
     name = "prdc"
 
     def __init__(self, seed: int = 0, max_events: int = 10_000, log: Log = quiet) -> None:
+        super().__init__(log)
         self.seed = seed
         self.max_events = max_events
-        self.log = log
-        self.vectors = EventRows()
 
-    def update(self, chunk: Chunk) -> None:
-        self.vectors.add(chunk, chunk.hlf)
-
-    def merge(self, other: "PRDCStage") -> "PRDCStage":
-        self.vectors.merge(other.vectors)
-        return self
-
-    def compute(self) -> Result:
-        rng = np.random.default_rng([self.seed, 3])
+    def _prdc(self, ref: np.ndarray, gen: np.ndarray, stream: int) -> dict[str, float]:
+        rng = np.random.default_rng([self.seed, stream])
         pick = lambda x: x[np.sort(rng.permutation(len(x))[:self.max_events])]  # noqa: E731
-        r, g = pick(self.vectors.array(REFERENCE)), pick(self.vectors.array(GENERATED))
+        r, g = pick(ref), pick(gen)
         mu, sd = r.mean(axis=0), r.std(axis=0)
         sd[sd == 0] = 1.0
-        self.log(f"PRDC on {len(r)} + {len(g)} events")
-        result = Result()
-        for k, v in prdc((r - mu) / sd, (g - mu) / sd, k=5).items():
-            result.add(k, v)
-        result.info = {"stages": {self.name: {"holds": f"high-level vectors, {self.vectors.nbytes / 1e6:.1f} MB; "
-                                                        f"subsample of {len(r)} + {len(g)}"}}}
+        return prdc((r - mu) / sd, (g - mu) / sd, k=5)
+
+    def compute(self) -> Result:
+        ref, gen = self.vectors.array(REFERENCE), self.vectors.array(GENERATED)
+        n_r, n_g = min(len(ref), self.max_events), min(len(gen), self.max_events)
+        self.log(f"PRDC on {n_r} + {n_g} events")
+        values = self._prdc(ref, gen, 3)
+        floors = self._prdc(ref[0::2], ref[1::2], 4) if len(ref) // 2 > 5 else {}
+        result = Result(info=self.holds(f"; subsample of {n_r} + {n_g}"))
+        for k, v in values.items():
+            result.add(k, v, floor=floors.get(k))
         return result

@@ -50,10 +50,18 @@ class Result:
     response: dict = field(default_factory=dict, repr=False)
     averages: dict = field(default_factory=dict, repr=False)
 
-    def add(self, name: str, value: float, std: float = float("nan"), floor: float | None = None) -> None:
+    def add(self, name: str, value: float, std: float = float("nan"), floor: float | None = None,
+            failed: str | None = None) -> None:
+        """Record a metric. floor: its value for Geant4 against Geant4 (the reference halves);
+        ``within_floor`` is set when value and floor differ by less than 2 std (std known).
+        failed: why the metric has no value (its test could not be done); the value is then NaN."""
         entry = {"value": float(value), "std": float(std)}
-        if floor is not None:
+        if floor is not None and math.isfinite(float(floor)):
             entry["floor"] = float(floor)
+            if math.isfinite(entry["std"]) and math.isfinite(entry["value"]):
+                entry["within_floor"] = bool(abs(entry["value"] - entry["floor"]) <= 2.0 * entry["std"])
+        if failed:
+            entry["failed"] = str(failed)
         self.metrics[name] = entry
 
     def value(self, name: str) -> float:

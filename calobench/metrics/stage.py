@@ -111,3 +111,23 @@ class EventRows:
     @property
     def nbytes(self) -> int:
         return sum(rows.nbytes for part in self.parts for _, rows in part)
+
+
+class HighLevelVectorStage(Stage):
+    """A stage that needs the high-level vectors of both whole samples (FPD/KPD, PRDC, the
+    high-level classifiers): it holds them, in event order; subclasses give ``compute``."""
+
+    def __init__(self, log: Log = quiet) -> None:
+        self.log = log
+        self.vectors = EventRows()
+
+    def update(self, chunk: Chunk) -> None:
+        self.vectors.add(chunk, chunk.hlf)
+
+    def merge(self, other: "HighLevelVectorStage") -> "HighLevelVectorStage":
+        self.vectors.merge(other.vectors)
+        return self
+
+    def holds(self, detail: str = "") -> dict:
+        """Result.info of what the state held."""
+        return {"stages": {self.name: {"holds": f"high-level vectors, {self.vectors.nbytes / 1e6:.1f} MB{detail}"}}}

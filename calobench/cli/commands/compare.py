@@ -24,9 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", help="write the result as JSON to this file")
     parser.add_argument("--report", dest="report_dir", help="write report.html into this folder")
     parser.add_argument("--max-events", type=int, default=None, help="use the first N events of each file")
-    parser.add_argument("--cls-epochs", type=int, default=50, help="classifier epochs at most (default 50)")
+    parser.add_argument("--cls-protocol", choices=["v2", "challenge"], default="v2",
+                        help="classifier protocol: v2 (default: step budget, robust inputs, floors) or challenge "
+                             "(the CaloChallenge evaluate.py protocol, to compare with published numbers)")
+    parser.add_argument("--cls-epochs", type=int, default=None,
+                        help="classifier epochs at most (challenge protocol; default 50)")
+    parser.add_argument("--cls-max-steps", type=int, default=None,
+                        help="classifier optimiser steps at most (v2 protocol; default 6000)")
     parser.add_argument("--cls-max-events", type=int, default=None, help="classifier events per sample at most")
-    parser.add_argument("--cls-hidden", type=int, default=512, help="classifier hidden nodes (default 512)")
+    parser.add_argument("--cls-hidden", type=int, default=None,
+                        help="classifier hidden nodes (default 256 in v2, 2048 in challenge)")
     parser.add_argument("--full", action="store_true", help="print every metric, not only the headline ones")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -34,14 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from calobench.api import compare
 
-    for flag in ("repeats", "cls_epochs", "max_events", "cls_max_events", "cls_hidden"):
+    for flag in ("repeats", "cls_epochs", "cls_max_steps", "max_events", "cls_max_events", "cls_hidden"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise CalobenchError(f"--{flag.replace('_', '-')}: expected a positive number, found {value}")
     result = compare(args.generated, args.reference, dataset=args.dataset, metrics=args.metrics,
                      repeats=args.repeats, seed=args.seed, json_path=args.json_path, report_dir=args.report_dir,
-                     progress=not args.quiet, max_events=args.max_events, cls_epochs=args.cls_epochs,
-                     cls_max_events=args.cls_max_events, cls_hidden=args.cls_hidden)
+                     progress=not args.quiet, max_events=args.max_events, cls_protocol=args.cls_protocol,
+                     cls_epochs=args.cls_epochs, cls_max_steps=args.cls_max_steps, cls_max_events=args.cls_max_events,
+                     cls_hidden=args.cls_hidden)
     console.print(result.table(full=args.full))
     if args.json_path:
         console.print(f"JSON: {args.json_path}")

@@ -30,6 +30,16 @@ def _fmt(metric: dict | None, digits: int = 4) -> str:
     return text
 
 
+def _fmt_floor(metric: dict | None, digits: int = 4) -> str:
+    """value ± std [floor], '(within floor)' when the two agree; 'failed' for a failed test."""
+    if metric and metric.get("failed"):
+        return "failed"
+    text = _fmt(metric, digits)
+    if text and metric.get("floor") is not None:
+        text += f" [{metric['floor']:.{digits}g}]" + (" ~" if metric.get("within_floor") else "")
+    return text
+
+
 def _ms(entry: dict, device: str = "cpu", batch: str = "10000") -> str:
     t = entry.get("timing", {}).get("devices", {}).get(device, {}).get("batches", {}).get(batch)
     if not t:
@@ -40,7 +50,7 @@ def _ms(entry: dict, device: str = "cpu", batch: str = "10000") -> str:
 def _show(args: argparse.Namespace) -> int:
     from calobench.datasets import dataset_names, get_dataset
     from calobench.errors import CalobenchError
-    from calobench.leaderboard import benchmark_version, published_rows, rank, read_leaderboard
+    from calobench.leaderboard import benchmark_version, failure, published_rows, rank, read_leaderboard, score
 
     if not args.dataset:
         raise CalobenchError(f"leaderboard show: give a dataset name; valid names: {', '.join(dataset_names())}")
@@ -54,21 +64,20 @@ def _show(args: argparse.Namespace) -> int:
                           "ranked": [{"rank": r, **e} for r, e in ranked], "other_benchmark_versions": others,
                           "published_reference_rows": published}, indent=2))
         return 0
-    baseline = next((e for _, e in ranked if e["model"] == "mean-shower"), None)
     rows = []
     for r, e in ranked:
-        gain = ""
-        if baseline is not None and e is not baseline:
-            b, m = baseline["metrics"].get("auc_high", {}).get("value"), e["metrics"].get("auc_high", {}).get("value")
-            if b is not None and m is not None:
-                gain = f"{abs(b - 0.5) - abs(m - 0.5):+.3f}"
-        rows.append([r or "-", e["model"], e["family"], e["preset"], e["parameters"], _fmt(e["metrics"].get("auc_high")),
-                     gain, _fmt(e["metrics"].get("sep_etot_einc"), 3), _fmt(e["metrics"].get("fpd"), 3),
-                     _fmt(e["metrics"].get("auc_low")), _ms(e), e["provenance"]["seed"], e["provenance"]["date"][:10]])
-    columns = ["rank", "model", "family", "preset", "params", "AUC high", "vs mean-shower", "sep E_tot/E_inc",
-               "FPD", "AUC low", "ms/shower cpu@10k", "seed", "date"]
+        m = e["metrics"]
+        value = score(e)
+        rows.append([r or "-", e["model"], e["family"], e["preset"], e["parameters"],
+                     _fmt_floor(m.get("auc_low")), _fmt_floor(m.get("auc_high")),
+                     "" if value is None else f"{value:.3f}", failure(e) or "",
+                     _fmt_floor(m.get("fpd"), 3), _fmt(m.get("sep_etot_einc"), 3), _ms(e),
+                     e["provenance"]["seed"], e["provenance"]["date"][:10]])
+    columns = ["rank", "model", "family", "preset", "params", "AUC low [floor]", "AUC high [floor]",
+               "score", "unranked: why", "FPD [floor]", "sep E_tot/E_inc", "ms/shower cpu@10k", "seed", "date"]
     console.print(table(f"{args.dataset} leaderboard, benchmark {current} "
-                        "(rank: |AUC high - 0.5|, then FPD)", columns, rows))
+                        "(score: worst |AUC - 0.5| beyond its floor, low or high level; docs/leaderboard.md)",
+                        columns, rows))
     if others:
         console.print(table("entries of other benchmark versions (not ranked)",
                             ["model", "preset", "benchmark version", "AUC high", "date"],
