@@ -20,14 +20,7 @@ from calobench.runner import split_reference
 CLASSIFIERS = "cls-low,cls-high,cls-xgb"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _samples(dataset: str) -> tuple[ShowerSet, ShowerSet]:

@@ -15,13 +15,7 @@ from calobench.baselines.diffusion.score_sde import ScoreSDE
 from calobench.data.showerset import CellList, ShowerSet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest (and reproducibly) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def bes3_like(n: int, seed: int) -> ShowerSet:

@@ -56,13 +56,7 @@ def conditions_at(name: str, energies: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks train faster on one thread on a shared CI runner; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c[1] for c in CASES])

@@ -42,13 +42,7 @@ def synthetic(name: str, n: int, seed: int) -> ShowerSet:
     return ShowerSet(geometry, energies, showers, conditions, ds.particles[0], {}, name)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small networks: one thread is faster and does not fight other processes for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CASES = [(ConditionalVAE, "stcf11x11"), (CaloFlow, "stcf11x11")]

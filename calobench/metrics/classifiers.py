@@ -172,6 +172,22 @@ def _scores(y: np.ndarray, p: np.ndarray, calib_y: np.ndarray, calib_p: np.ndarr
     return {"auc": float(roc_auc_score(y, q)), "jsd": float((LN2 - bce) / LN2)}
 
 
+def _predict(net, blocks: _Blocks, split: int, inputs: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of the events of one split, read block by block; ``inputs`` turns a
+    (rows, dim) float32 array into the network's input tensor."""
+    import torch
+
+    net.eval()
+    ys, ps = [], []
+    with torch.no_grad():
+        for k in range(blocks.n_blocks):
+            x, y = blocks.read(k, split)
+            for lo in range(0, len(x), 8192):
+                ps.append(torch.sigmoid(net(inputs(x[lo:lo + 8192]))).numpy().reshape(-1))
+            ys.append(y)
+    return np.concatenate(ys), np.concatenate(ps) if ps else np.zeros(0)
+
+
 def dnn_test(gen: Source, ref: Source, seed: int, opts: ClassifierOptions,
              scale_columns: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Train and evaluate one DNN classifier with ``opts.protocol``; returns auc, jsd, the events
@@ -206,16 +222,7 @@ def _dnn_test_challenge(gen: Source, ref: Source, seed: int, opts: ClassifierOpt
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
     def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
-        net.eval()
-        ys, ps = [], []
-        with torch.no_grad():
-            for k in range(blocks.n_blocks):
-                x, y = blocks.read(k, split)
-                for lo in range(0, len(x), 8192):
-                    xb = (torch.from_numpy(x[lo:lo + 8192]) - mean_t) / std_t
-                    ps.append(torch.sigmoid(net(xb)).numpy().reshape(-1))
-                ys.append(y)
-        return np.concatenate(ys), np.concatenate(ps) if ps else np.zeros(0)
+        return _predict(net, blocks, split, lambda x: (torch.from_numpy(x) - mean_t) / std_t)
 
     best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
     for epoch in range(opts.epochs):
@@ -314,15 +321,7 @@ def dnn_test_v2(gen: Source, ref: Source, seed: int, opts: "ClassifierOptions",
     held_x, held_y = torch.cat(held_x)[:opts.eval_events], torch.cat(held_y)[:opts.eval_events]
 
     def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
-        net.eval()
-        ys, ps = [], []
-        with torch.no_grad():
-            for k in range(blocks.n_blocks):
-                x, y = blocks.read(k, split)
-                for lo in range(0, len(x), 8192):
-                    ps.append(torch.sigmoid(net(scale(x[lo:lo + 8192]))).numpy().reshape(-1))
-                ys.append(y)
-        return np.concatenate(ys), np.concatenate(ps) if ps else np.zeros(0)
+        return _predict(net, blocks, split, scale)
 
     def batches():
         """Training mini-batches, the blocks visited in a new random order on every pass."""
