@@ -45,15 +45,15 @@ def test_merged_states_equal_one_pass():
     gen, ref = _sample("stcf11x11", 300, 1, 1.05), _sample("stcf11x11", 320, 2)
     fx = feature_extractor(gen.geometry)
     chunks = _chunks(gen, GENERATED, fx, 70) + _chunks(ref, REFERENCE, fx, 70)
-    cls = ClassifierOptions(epochs=1, hidden=8, repeats=1, xgb_estimators=10, block_events=100)
+    cls = ClassifierOptions(min_steps=20, max_steps=30, hidden=8, repeats=1, xgb_estimators=10, block_events=100)
     make = {
         "average": lambda: AverageShowerStage(gen.geometry.n_cells),
         "hist": lambda: HistogramStage(fx, spectrum_edges(fx, ref.iter_chunks(70)), replicas=4, seed=1),
         "resolution": lambda: ResolutionStage(energy_bins(ref.energies), fx.index["etot_einc"]),
         "fpd": lambda: FPDStage(seed=1, min_samples=100, max_samples=200, kpd_batch_size=100),
         "prdc": lambda: PRDCStage(seed=1, max_events=150),
-        "cls-high": lambda: HighLevelDNNStage(cls, seed=1),
-        "cls-xgb": lambda: XGBStage(cls, seed=1),
+        "cls-high": lambda: HighLevelDNNStage(fx, cls, seed=1),
+        "cls-xgb": lambda: XGBStage(fx, cls, seed=1),
         "cls-low": lambda: LowLevelDNNStage(fx, cls, seed=1),
     }
     for name, new in make.items():
