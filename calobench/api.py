@@ -89,7 +89,7 @@ def compare(
     progress: progress lines on stderr.
     """
     # imported here: the metrics load scipy and scikit-learn (seconds), which `import calobench` does not need
-    from calobench.metrics.classifiers import ClassifierOptions
+    from calobench.metrics.classifier_tests import ClassifierOptions
     from calobench.metrics.evaluate import EvaluationOptions, ProgressLog, evaluate, parse_stages
 
     log = ProgressLog(progress)

@@ -11,7 +11,7 @@ import pytest
 from calobench.api import compare
 from calobench.datasets import get_geometry
 from calobench.metrics import feature_extractor
-from calobench.metrics.classifiers import ClassifierOptions, Source, dnn_test
+from calobench.metrics.classifier_tests import ClassifierOptions, Source, dnn_test
 from calobench.data.showerfile import save
 from calobench.data.showerset import ShowerSet
 

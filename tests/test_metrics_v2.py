@@ -13,7 +13,7 @@ import pytest
 import calobench
 from calobench.baselines.parametric.mean_shower import MeanShower
 from calobench.data.showerset import ShowerSet
-from calobench.metrics.classifiers import ClassifierOptions, Source, dnn_test, v2_high_level, v2_low_level
+from calobench.metrics.classifier_tests import ClassifierOptions, Source, dnn_test, v2_high_level, v2_low_level
 from calobench.metrics.result import Result
 from calobench.runner import split_reference
 

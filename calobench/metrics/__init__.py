@@ -5,7 +5,7 @@ Entry point: ``evaluate(generated, reference, EvaluationOptions(...)) -> Result`
 ``calobench.compare`` (paths, JSON, report) is calobench.api.compare.
 """
 
-from calobench.metrics.classifiers import ClassifierOptions
+from calobench.metrics.classifier_tests import ClassifierOptions
 from calobench.metrics.evaluate import STAGES, EvaluationOptions, ProgressLog, evaluate, parse_stages
 from calobench.metrics.features import FeatureExtractor, feature_extractor
 from calobench.metrics.result import Result

@@ -26,7 +26,8 @@ from calobench.data.showerset import ShowerSet
 from calobench.data.validation import check_energies
 from calobench.errors import CalobenchError
 from calobench.metrics.average import AverageShowerStage
-from calobench.metrics.classifiers import ClassifierOptions, HighLevelDNNStage, LowLevelDNNStage, XGBStage
+from calobench.metrics.classifier_tests import ClassifierOptions
+from calobench.metrics.classifiers import HighLevelDNNStage, LowLevelDNNStage, XGBStage
 from calobench.metrics.features import FeatureExtractor, feature_extractor
 from calobench.metrics.fpd import FPDStage
 from calobench.metrics.histograms import HistogramStage, spectrum_edges

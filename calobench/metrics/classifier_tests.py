@@ -1,0 +1,425 @@
+"""Classifier two-sample tests: the protocols (v2 and the CaloChallenge's), their inputs and options.
+
+Both protocols take the same number of events from both samples, split them 60 / 20 / 20 into
+train / test / validation, train a fully connected network (input -> hidden, ``n_layer`` x
+(hidden -> hidden), LeakyReLU, -> 1 logit) with Adam and BCE-with-logits, calibrate its
+probabilities with an isotonic regression fitted on the test split, and measure AUC and
+JSD = (ln 2 - BCE) / ln 2 on the validation split. Labels: generated 0, reference 1. Every split,
+shuffle and initialisation comes from ``seed``.
+
+``protocol="v2"`` (the default, metrics-v2): training by a budget of optimiser steps (at least
+``min_steps`` whatever the sample size, batches of a twentieth of the training events within
+[32, 1000], Adam 1e-3, 256 hidden), early stopping on the held-out BCE with a patience in steps,
+the best state kept; inputs that cannot break training: log10 of the cells over E_inc (low level),
+energies relative to E_inc (high level), every column standardised and clipped to +-6; a
+training-health record per run; a run that could not train is reported as failed (value null,
+``failed`` naming the reason), never as 0.5.
+
+``protocol="challenge"``: the CaloChallenge evaluate.py protocol exactly (2048 hidden, Adam 2e-4,
+batch 1000, 50 epochs, the epoch with the best test accuracy, the challenge's inputs: cells / E_inc
+and the raw high-level vector) for comparisons with published numbers.
+
+Floors: the same test between the two halves of the reference (even and odd events) gives the
+Geant4-against-Geant4 value at this sample size (``floor``, from one run).
+
+Data are read block by block (``Source.read(start, stop)``), so the low-level classifier holds
+two blocks of showers at a time rather than the samples; the high-level classifiers hold the
+high-level feature vectors. The gradient-boosted variant (xgboost, hist method) uses the same
+splits, early stopping on the test split, and the same calibration and validation.
+The stages that run these tests are in calobench.metrics.classifiers.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import roc_auc_score
+
+from calobench.errors import CalobenchError
+
+LN2 = float(np.log(2.0))
+
+
+@dataclass
+class Source:
+    """n events whose inputs ``read(start, stop)`` returns as (stop - start, dim) float32."""
+
+    n: int
+    dim: int
+    read: Callable[[int, int], np.ndarray]
+
+    @staticmethod
+    def of_array(x: np.ndarray) -> "Source":
+        x = np.asarray(x, dtype=np.float32)
+        return Source(len(x), x.shape[1], lambda a, b: x[a:b])
+
+
+@dataclass
+class ClassifierOptions:
+    """protocol: "v2" or "challenge" (module docstring); hidden / n_layer: network size; lr: Adam
+    learning rate; batch_size: mini-batch (None: v2's rule); block_events: events per read block
+    of each sample; max_events: use at most this many events per sample; repeats: runs of each
+    classifier stage; xgb_estimators: trees of cls-xgb at most; floors: also run each test once
+    between the reference halves.
+    challenge only: epochs (maximum), patience (epochs without a better test accuracy; None: never).
+    v2 only: min_steps / max_steps: optimiser steps; eval_every: steps between held-out losses;
+    patience_steps: steps after the best held-out loss before stopping; eval_events: held-out
+    events kept in memory for early stopping; clip: standardised inputs clipped to +-clip."""
+
+    protocol: str = "v2"
+    hidden: int = 256
+    n_layer: int = 2
+    lr: float = 1e-3
+    batch_size: int | None = None
+    block_events: int = 4096
+    max_events: int | None = None
+    repeats: int = 3
+    xgb_estimators: int = 400
+    floors: bool = True
+    epochs: int = 50
+    patience: int | None = 5
+    min_steps: int = 300
+    max_steps: int = 6000
+    eval_every: int = 25
+    patience_steps: int = 250
+    eval_events: int = 20_000
+    clip: float = 6.0
+
+    @staticmethod
+    def for_protocol(protocol: str, **overrides) -> "ClassifierOptions":
+        """The options of a protocol with its defaults (PROTOCOLS), then ``overrides`` (None: default)."""
+        if protocol not in PROTOCOLS:
+            raise CalobenchError(f"classifier protocol {protocol!r}: valid protocols: {', '.join(PROTOCOLS)}")
+        values = {**PROTOCOLS[protocol], **{k: v for k, v in overrides.items() if v is not None}}
+        return ClassifierOptions(protocol=protocol, **values)
+
+
+#: Defaults of each protocol (the rest are ClassifierOptions' defaults).
+PROTOCOLS = {
+    "v2": {"hidden": 256, "n_layer": 2, "lr": 1e-3, "batch_size": None},
+    "challenge": {"hidden": 2048, "n_layer": 2, "lr": 2e-4, "batch_size": 1000, "epochs": 50, "patience": None},
+}
+
+
+def _split(n_src: int, n_use: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_src,) split label per event: 0 train, 1 test, 2 validation, -1 unused."""
+    perm = rng.permutation(n_src)[:n_use]
+    n_train, n_test = int(0.6 * n_use), int(0.2 * n_use)
+    out = np.full(n_src, -1, dtype=np.int8)
+    out[perm[:n_train]] = 0
+    out[perm[n_train:n_train + n_test]] = 1
+    out[perm[n_train + n_test:]] = 2
+    return out
+
+
+class _Blocks:
+    """Paired blocks of the two samples and their split labels."""
+
+    def __init__(self, gen: Source, ref: Source, seed: int, opts: ClassifierOptions) -> None:
+        rng = np.random.default_rng([seed, 1])
+        n_use = min(gen.n, ref.n)
+        if opts.max_events:
+            n_use = min(n_use, opts.max_events)
+        self.gen, self.ref = gen, ref
+        self.split_g, self.split_r = _split(gen.n, n_use, rng), _split(ref.n, n_use, rng)
+        self.n_blocks = max(1, int(np.ceil(max(gen.n, ref.n) / opts.block_events)))
+        self.bg = int(np.ceil(gen.n / self.n_blocks))
+        self.br = int(np.ceil(ref.n / self.n_blocks))
+        self.n_use = n_use
+
+    def read(self, k: int, split: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and labels of the events of block k in the given split."""
+        xs, ys = [], []
+        for src, labels, size, label in ((self.gen, self.split_g, self.bg, 0.0),
+                                         (self.ref, self.split_r, self.br, 1.0)):
+            lo, hi = k * size, min((k + 1) * size, src.n)
+            if hi <= lo:
+                continue
+            mask = labels[lo:hi] == split
+            if not mask.any():
+                continue
+            xs.append(src.read(lo, hi)[mask])
+            ys.append(np.full(int(mask.sum()), label, dtype=np.float32))
+        if not xs:
+            return np.zeros((0, self.gen.dim), np.float32), np.zeros(0, np.float32)
+        return np.concatenate(xs), np.concatenate(ys)
+
+
+def _network(dim: int, opts: ClassifierOptions):
+    import torch
+
+    layers = [torch.nn.Linear(dim, opts.hidden), torch.nn.LeakyReLU()]
+    for _ in range(opts.n_layer):
+        layers += [torch.nn.Linear(opts.hidden, opts.hidden), torch.nn.LeakyReLU()]
+    layers.append(torch.nn.Linear(opts.hidden, 1))
+    return torch.nn.Sequential(*layers)
+
+
+def _scores(y: np.ndarray, p: np.ndarray, calib_y: np.ndarray, calib_p: np.ndarray) -> dict[str, float]:
+    """Calibrate p with an isotonic fit on (calib_p, calib_y); AUC and JSD of the result."""
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1.0 - 1e-6).fit(calib_p, calib_y)
+    q = iso.predict(p)
+    bce = -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+    return {"auc": float(roc_auc_score(y, q)), "jsd": float((LN2 - bce) / LN2)}
+
+
+def _predict(net, blocks: _Blocks, split: int, inputs: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of the events of one split, read block by block; ``inputs`` turns a
+    (rows, dim) float32 array into the network's input tensor."""
+    import torch
+
+    net.eval()
+    ys, ps = [], []
+    with torch.no_grad():
+        for k in range(blocks.n_blocks):
+            x, y = blocks.read(k, split)
+            for lo in range(0, len(x), 8192):
+                ps.append(torch.sigmoid(net(inputs(x[lo:lo + 8192]))).numpy().reshape(-1))
+            ys.append(y)
+    return np.concatenate(ys), np.concatenate(ps) if ps else np.zeros(0)
+
+
+def dnn_test(gen: Source, ref: Source, seed: int, opts: ClassifierOptions,
+             scale_columns: np.ndarray | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Train and evaluate one DNN classifier with ``opts.protocol``; returns auc, jsd, the events
+    used and the protocol's training record (v2: ``failed``, steps, losses; challenge: best_epoch).
+
+    scale_columns (challenge protocol only): boolean mask of input columns standardised with the
+    mean / std of the training events of the first block (None: all columns); v2 standardises all.
+    """
+    if opts.protocol == "v2":
+        return dnn_test_v2(gen, ref, seed, opts, progress)
+    return _dnn_test_challenge(gen, ref, seed, opts, scale_columns, progress)
+
+
+def _dnn_test_challenge(gen: Source, ref: Source, seed: int, opts: ClassifierOptions,
+                        scale_columns: np.ndarray | None, progress: Callable[[str], None] | None) -> dict:
+    """The CaloChallenge protocol: epochs, the best test accuracy kept."""
+    import torch
+
+    torch.manual_seed(seed)
+    blocks = _Blocks(gen, ref, seed, opts)
+    rng = np.random.default_rng([seed, 2])
+    x0, _ = blocks.read(0, 0)
+    mean = x0.mean(axis=0) if len(x0) else np.zeros(gen.dim, np.float32)
+    std = x0.std(axis=0) if len(x0) else np.ones(gen.dim, np.float32)
+    std[std < 1e-8] = 1.0
+    if scale_columns is not None:
+        mean = np.where(scale_columns, mean, 0.0).astype(np.float32)
+        std = np.where(scale_columns, std, 1.0).astype(np.float32)
+    mean_t, std_t = torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
+    net = _network(gen.dim, opts)
+    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
+        return _predict(net, blocks, split, lambda x: (torch.from_numpy(x) - mean_t) / std_t)
+
+    best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
+    for epoch in range(opts.epochs):
+        net.train()
+        for k in rng.permutation(blocks.n_blocks):
+            x, y = blocks.read(int(k), 0)
+            order = rng.permutation(len(x))
+            x, y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
+            for lo in range(0, len(x), opts.batch_size):
+                xb = (x[lo:lo + opts.batch_size] - mean_t) / std_t
+                loss = loss_fn(net(xb).reshape(-1), y[lo:lo + opts.batch_size])
+                optim.zero_grad()
+                loss.backward()
+                optim.step()
+        y_test, p_test = predict(1)
+        acc = float(np.mean((p_test > 0.5) == (y_test > 0.5)))
+        if progress:
+            progress(f"epoch {epoch + 1}/{opts.epochs}: test accuracy {acc:.4f}")
+        if acc > best_acc:
+            best_acc, best_state, best_epoch, stale = acc, copy.deepcopy(net.state_dict()), epoch + 1, 0
+        else:
+            stale += 1
+        if acc == 1.0 or (opts.patience is not None and stale >= opts.patience):
+            break
+    net.load_state_dict(best_state)
+    y_test, p_test = predict(1)
+    y_val, p_val = predict(2)
+    out = _scores(y_val, p_val, y_test, p_test)
+    out.update(best_epoch=best_epoch, events=blocks.n_use, failed=None)
+    return out
+
+
+def _v2_batch_size(n_train: int, opts: "ClassifierOptions") -> int:
+    """v2 mini-batch: a twentieth of the training events, within [32, 1000] (small samples still
+    make many steps per pass)."""
+    return int(np.clip(n_train // 20, 32, 1000)) if opts.batch_size is None else int(opts.batch_size)
+
+
+class _Standardiser:
+    """Clipped standardisation: (x - mean) / std from the training events, non-finite values mapped
+    to the clip bounds, the result clipped to [-clip, clip], so no input value can break training."""
+
+    def __init__(self, x: np.ndarray, clip: float) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        finite = np.isfinite(x)
+        safe = np.where(finite, x, 0.0)
+        count = np.maximum(finite.sum(axis=0), 1)
+        self.mean = safe.sum(axis=0) / count
+        var = (np.where(finite, x - self.mean, 0.0) ** 2).sum(axis=0) / count
+        self.std = np.sqrt(var)
+        self.std[~(self.std > 1e-12)] = 1.0
+        self.clip = clip
+
+    def __call__(self, x: np.ndarray):
+        import torch
+
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+        z = np.nan_to_num(z, nan=0.0, posinf=self.clip, neginf=-self.clip)
+        return torch.from_numpy(np.clip(z, -self.clip, self.clip).astype(np.float32))
+
+
+def dnn_test_v2(gen: Source, ref: Source, seed: int, opts: "ClassifierOptions",
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Protocol v2: train by a budget of optimiser steps with early stopping on the held-out loss.
+
+    Same splits (60 / 20 / 20), network shape, isotonic calibration and validation scores as the
+    challenge protocol; differences: every column clipped-standardised, Adam at ``opts.lr`` with
+    batches of ``_v2_batch_size``, at least ``min_steps`` and at most ``max_steps`` steps, the test
+    loss checked every ``eval_every`` steps on up to ``eval_events`` held-out events, training
+    stopped ``patience_steps`` after its best value, that best state kept. Returns auc, jsd, the
+    training-health record (steps, best_step, train_loss, test_loss, ln2) and ``failed`` (a reason
+    string, or None).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    blocks = _Blocks(gen, ref, seed, opts)
+    rng = np.random.default_rng([seed, 2])
+    x0, _ = blocks.read(0, 0)
+    scale = _Standardiser(x0, opts.clip)
+    n_train = int(0.6 * blocks.n_use) * 2
+    batch = _v2_batch_size(n_train, opts)
+    net = _network(gen.dim, opts)
+    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    held_x, held_y = [], []
+    held_rows = 0
+    for k in range(blocks.n_blocks):  # the early-stopping subset of the test split, in memory
+        if held_rows >= opts.eval_events:
+            break
+        x, y = blocks.read(k, 1)
+        held_x.append(scale(x))
+        held_y.append(torch.from_numpy(y))
+        held_rows += len(y)
+    held_x, held_y = torch.cat(held_x)[:opts.eval_events], torch.cat(held_y)[:opts.eval_events]
+
+    def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
+        return _predict(net, blocks, split, scale)
+
+    def batches():
+        """Training mini-batches, the blocks visited in a new random order on every pass."""
+        while True:
+            for k in rng.permutation(blocks.n_blocks):
+                x, y = blocks.read(int(k), 0)
+                order = rng.permutation(len(x))
+                x, y = scale(x[order]), torch.from_numpy(y[order])
+                for lo in range(0, len(x), batch):
+                    yield x[lo:lo + batch], y[lo:lo + batch]
+
+    step, best_loss, best_step, best_state = 0, float("inf"), 0, copy.deepcopy(net.state_dict())
+    recent: list[float] = []
+    failed = None if n_train >= 2 and len(held_y) else "too few events to train and test"
+    for xb, yb in (batches() if failed is None else ()):
+        net.train()
+        loss = loss_fn(net(xb).reshape(-1), yb)
+        if not torch.isfinite(loss):
+            failed = f"training loss not finite at step {step + 1}"
+            break
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        step += 1
+        recent = (recent + [float(loss.detach())])[-opts.eval_every:]
+        if step % opts.eval_every == 0:
+            net.eval()
+            with torch.no_grad():
+                test_loss = float(loss_fn(net(held_x).reshape(-1), held_y))
+            if test_loss < best_loss - 1e-4:
+                best_loss, best_step, best_state = test_loss, step, copy.deepcopy(net.state_dict())
+        if step >= opts.max_steps or (step >= opts.min_steps and step - best_step >= opts.patience_steps):
+            break
+    if progress:
+        progress(f"{step} steps (batch {batch}), best held-out loss {best_loss:.4f} at step {best_step} "
+                 f"(ln 2 = {LN2:.4f})")
+    health = {"steps": step, "best_step": best_step, "batch_size": batch,
+              "train_loss": float(np.mean(recent)) if recent else float("nan"),
+              "test_loss": best_loss, "ln2": LN2}
+    if failed is None and not np.isfinite(best_loss):
+        failed = "held-out loss never finite"
+    if failed is not None:
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": failed, "events": blocks.n_use, **health}
+    net.load_state_dict(best_state)
+    y_test, p_test = predict(1)
+    y_val, p_val = predict(2)
+    if not (np.all(np.isfinite(p_test)) and np.all(np.isfinite(p_val))):
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": "predictions not finite",
+                "events": blocks.n_use, **health}
+    out = _scores(y_val, p_val, y_test, p_test)
+    out.update(failed=None, events=blocks.n_use, **health)
+    return out
+
+
+def xgb_test(gen: np.ndarray, ref: np.ndarray, seed: int, opts: ClassifierOptions, n_jobs: int = 2) -> dict:
+    """Gradient-boosted trees (xgboost) on in-memory high-level vectors; same splits, calibration and
+    validation (v2: the inputs clipped-standardised as the DNN's, so no value can break the fit)."""
+    import xgboost
+
+    block_opts = ClassifierOptions(max_events=opts.max_events, block_events=max(len(gen), len(ref)))
+    blocks = _Blocks(Source.of_array(gen), Source.of_array(ref), seed, block_opts)
+    (xtr, ytr), (xte, yte), (xva, yva) = (blocks.read(0, s) for s in (0, 1, 2))
+    if min(len(ytr), len(yte), len(yva)) < 2:
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": "too few events to train and test",
+                "events": blocks.n_use}
+    if opts.protocol == "v2":
+        scale = _Standardiser(xtr, opts.clip)
+        xtr, xte, xva = (scale(x).numpy() for x in (xtr, xte, xva))
+    model = xgboost.XGBClassifier(n_estimators=opts.xgb_estimators, learning_rate=0.1, max_depth=6,
+                                  tree_method="hist", random_state=seed, n_jobs=n_jobs,
+                                  early_stopping_rounds=20, eval_metric="logloss")
+    model.fit(xtr, ytr, eval_set=[(xte, yte)], verbose=False)
+    p_test = model.predict_proba(xte)[:, 1]
+    p_val = model.predict_proba(xva)[:, 1]
+    if not (np.all(np.isfinite(p_test)) and np.all(np.isfinite(p_val))):
+        return {"auc": float("nan"), "jsd": float("nan"), "failed": "predictions not finite", "events": blocks.n_use}
+    out = _scores(yva, p_val, yte, p_test)
+    out.update(best_epoch=int(model.best_iteration) + 1, events=blocks.n_use, failed=None)
+    return out
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+#: v2 low-level input: cells below this fraction of E_inc (empty cells included) sit at its log10.
+LOW_LEVEL_FLOOR = 1e-6
+
+
+def v2_low_level(x: np.ndarray, n_cells: int) -> np.ndarray:
+    """v2 low-level input from ``FeatureExtractor.low_level`` rows (log10 E_inc, cells / E_inc,
+    conditions): the cell columns become log10(max(cell / E_inc, 1e-6))."""
+    out = np.array(x, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        out[:, 1:1 + n_cells] = np.log10(np.maximum(out[:, 1:1 + n_cells], LOW_LEVEL_FLOOR))
+    return out
+
+
+def v2_high_level(x: np.ndarray, names: list[str]) -> np.ndarray:
+    """v2 high-level input: layer energies and E_tot relative to E_inc (log10 E / E_inc), and
+    log10(E_tot / E_inc) where the vector lacks it; ``names`` are the columns of ``x``."""
+    out = np.array(x, dtype=np.float64)
+    log_einc = out[:, names.index("log10_einc")]
+    relative = [j for j, n in enumerate(names) if n.startswith("log10_e_layer_")]
+    if "log10_etot_einc" not in names and "log10_etot" in names:
+        out = np.concatenate([out, (out[:, names.index("log10_etot")] - log_einc)[:, None]], axis=1)
+        relative.append(names.index("log10_etot"))
+    out[:, relative] -= log_einc[:, None]
+    return out
