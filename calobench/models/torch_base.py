@@ -13,11 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from calobench.hardware import check_device
 from calobench.models.base import Generator
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda if available, else mps if available, else cpu."""
+    """'auto' -> cuda if available, else mps if available, else cpu; a device this machine
+    lacks gives a one-line CalobenchError listing the devices present."""
+    check_device(device)
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
