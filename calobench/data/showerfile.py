@@ -39,12 +39,11 @@ def _attr_str(value, path: Path | None = None, key: str = "") -> str:
     """An HDF5 attribute as text; bytes that are not UTF-8 give a one-line CalobenchError."""
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
-    if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            raise CalobenchError(f"{path}: attribute '{key}': expected UTF-8 text, found undecodable bytes") from None
-    return str(value)
+    try:
+        # h5py hands non-UTF-8 text over as bytes, or as str with surrogate escapes
+        return value.decode() if isinstance(value, bytes) else str(value).encode("utf-8").decode("utf-8")
+    except UnicodeError:
+        raise CalobenchError(f"{path}: attribute '{key}': expected UTF-8 text, found undecodable bytes") from None
 
 
 def _root_attrs(path: Path, f: h5py.File) -> dict[str, str]:
@@ -53,7 +52,7 @@ def _root_attrs(path: Path, f: h5py.File) -> dict[str, str]:
         items = list(f.attrs.items())
     except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
         raise CalobenchError(f"{path}: root attributes unreadable ({type(exc).__name__})") from None
-    return {str(k): _attr_str(v, path, str(k)) for k, v in items}
+    return {_attr_str(k, path, "(name)"): _attr_str(v, path, _attr_str(k, path, "(name)")) for k, v in items}
 
 
 #: What h5py and numpy raise on a corrupt or malformed file (read inside _guard).
