@@ -380,7 +380,7 @@ def test_broken_pipe_is_quiet(files):
     code = ("import subprocess, sys\n"
             f"p = subprocess.Popen([sys.executable, '-m', 'calobench', 'inspect', {str(files / 'dense.h5')!r}, "
             "'--json'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
-            "p.stdout.read(1); p.stdout.close(); err = p.stderr.read().decode(); p.wait()\n"
+            "p.stdout.close(); err = p.stderr.read().decode(); p.wait()\n"
             "print(p.returncode); print(err)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert "Traceback" not in out and "BrokenPipe" not in out, out
