@@ -174,16 +174,14 @@ class Generator(ABC):
         weights = directory / WEIGHTS_FILE
         arrays = _read_weights(weights)
         expected = model.state_arrays()
-        for key, value in expected.items():
-            if key not in arrays:
-                raise CalobenchError(f"{weights}: key '{key}': missing")
-            if tuple(np.shape(arrays[key])) != tuple(np.shape(value)):
-                raise CalobenchError(f"{weights}: key '{key}': expected shape {tuple(np.shape(value))}, "
-                                     f"found {tuple(np.shape(arrays[key]))}")
+        missing = [key for key in expected if key not in arrays]
+        if missing:
+            raise CalobenchError(f"{weights}: key '{missing[0]}': missing"
+                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         try:
             model.load_state_arrays(arrays)
-        except CalobenchError:
-            raise
+        except CalobenchError as exc:
+            raise CalobenchError(f"{weights}: {exc}") from None
         except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
             raise CalobenchError(f"{weights}: weights do not fit the model "
                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from calobench.errors import CalobenchError
 from calobench.hardware import check_device
 from calobench.models.base import Generator
 
@@ -84,6 +85,13 @@ class TorchGenerator(Generator):
             elif head in states:
                 states[head][rest] = torch.from_numpy(np.array(value))
         for name, net in nets.items():
+            for key, value in net.state_dict().items():
+                found = states[name].get(key)
+                if found is None:
+                    raise CalobenchError(f"key '{name}.{key}': missing")
+                if tuple(found.shape) != tuple(value.shape):
+                    raise CalobenchError(f"key '{name}.{key}': expected shape {tuple(value.shape)}, "
+                                         f"found {tuple(found.shape)}")
             net.load_state_dict(states[name])
             net.to(self.torch_device)
         self.after_load()
