@@ -153,9 +153,7 @@ class Generator(ABC):
         is neither in the saved config nor in the model's preset is refused."""
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
-        info = _read_config(config_path)
-        if info["model"] != cls.name:
-            raise CalobenchError(f"{config_path}: key 'model': expected {cls.name}, found {info['model']}")
+        info = _read_config(config_path, cls.name)
         config = dict(info["config"])
         known = set(config) | set(cls.presets.get(info["preset"], {}))  # older saves lack newer settings
         unknown = sorted(set(overrides or {}) - known)
@@ -192,9 +190,9 @@ class Generator(ABC):
 _CONFIG_KEYS = {"model": str, "dataset": str, "preset": str, "seed": int, "config": dict}
 
 
-def _read_config(path: Path) -> dict:
-    """The saved model's config.json as a dict with the keys of _CONFIG_KEYS; a CalobenchError
-    naming the file and key otherwise."""
+def _read_config(path: Path, model: str) -> dict:
+    """The config.json of a saved ``model`` as a dict with the keys of _CONFIG_KEYS; a
+    CalobenchError naming the file and key otherwise."""
     if not path.is_file():
         raise CalobenchError(f"{path}: no such file (not a saved calobench model)")
     try:
@@ -207,6 +205,8 @@ def _read_config(path: Path) -> dict:
         raise CalobenchError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(info, dict):
         raise CalobenchError(f"{path}: expected a JSON object, found {type(info).__name__}")
+    if info.get("model") != model:
+        raise CalobenchError(f"{path}: key 'model': expected {model}, found {info.get('model')}")
     info = {"seed": 0, "config": {}, **info}
     for key, kind in _CONFIG_KEYS.items():
         if key not in info:
