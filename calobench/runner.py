@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calobench.api import compare, load, save
-from calobench.data.validation import check_output_dir, check_output_file
+from calobench.data.validation import check_int_option, check_output_dir, check_output_file
 from calobench.errors import CalobenchError
 from calobench.hardware import check_device
 from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
@@ -146,6 +146,10 @@ def _check_run_folder(out: Path, info: dict, resume: bool) -> None:
 def run_benchmark(options: RunOptions) -> RunOutcome:
     """Do every step of `calobench run` (see the module docstring); returns what was produced."""
     import torch
+
+    check_int_option(options.epochs, "run: --epochs", 0, optional=True)
+    check_int_option(options.threads, "run: --threads", 1, optional=True)
+    check_int_option(options.seed, "run: --seed", 0)
 
     default_threads = torch.get_num_threads()
     if options.torch_threads():

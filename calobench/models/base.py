@@ -161,7 +161,7 @@ class Generator(ABC):
             raise CalobenchError(f"{config_path}: cannot set {', '.join(unknown)}: not a setting of the saved "
                                  f"model (its settings: {', '.join(sorted(known))})")
         config.update(overrides or {})
-        _check_setting_types(config, cls.presets.get(info["preset"], {}), config_path)
+        check_setting_types(config, cls.presets.get(info["preset"], {}), f"{config_path}: key 'config.")
         try:
             model = cls(info["dataset"], info["preset"], info["seed"], device, **config)
         except CalobenchError as exc:  # a dataset, preset or config value the model refuses
@@ -218,9 +218,9 @@ def _read_config(path: Path, model: str) -> dict:
     return info
 
 
-def _check_setting_types(config: dict[str, Any], preset: dict[str, Any], path: Path) -> None:
+def check_setting_types(config: dict[str, Any], preset: dict[str, Any], what: str = "--set ") -> None:
     """Every setting has the type of the preset's value (an integer also passes for a number;
-    a preset value of None or a list/dict accepts anything of that kind)."""
+    a preset value of None accepts anything). ``what`` prefixes the key in the message."""
     for key, value in config.items():
         default = preset.get(key)
         if default is None or value is None:
@@ -236,7 +236,8 @@ def _check_setting_types(config: dict[str, Any], preset: dict[str, Any], path: P
         else:
             ok = isinstance(value, type(default))
         if not ok:
-            raise CalobenchError(f"{path}: key 'config.{key}': expected {type(default).__name__} like the "
+            quote = "'" if what.endswith("'config.") else ""
+            raise CalobenchError(f"{what}{key}{quote}: expected {type(default).__name__} like the "
                                  f"preset's {default!r}, found {type(value).__name__} {value!r}")
 
 

@@ -144,6 +144,8 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
     output = check_output_file(output, "-o")
     if chunk < 1:
         raise CalobenchError(f"--chunk: expected at least 1 event, found {chunk}")
+    if not cut_mm > 0 or cut_mm == float("inf"):
+        raise CalobenchError(f"--cut: expected a positive length in mm, found {cut_mm}")
 
     physics = setup_env()
     import_geant4()
