@@ -70,6 +70,8 @@ def parse_stages(metrics: list[str] | str | None) -> tuple[str, ...]:
     """Stage names from a list or a comma-separated string (None or "all": every stage), in STAGES order."""
     if metrics is None:
         return STAGES
+    if not isinstance(metrics, (str, list, tuple)) or not all(isinstance(m, str) for m in metrics):
+        raise CalobenchError(f"--metrics: expected stage names (a list or comma-separated text), found {metrics!r}")
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
     chosen = set()
     for name in names:
