@@ -151,6 +151,8 @@ class Generator(ABC):
         """Rebuild a saved model. Reads only JSON and safetensors: no code is executed.
         ``overrides`` replace saved settings (e.g. {"sampling_precision": "bfloat16"}); a key that
         is neither in the saved config nor in the model's preset is refused."""
+        if not isinstance(directory, (str, Path)):
+            raise CalobenchError(f"model {cls.name}: load: expected a folder path, found {type(directory).__name__}")
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         info = _read_config(config_path, cls.name)
