@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from calobench.data.showerfile import save
 from calobench.data.showerset import ShowerSet
+from calobench.data.validation import check_float_option, check_int_option, check_output_dir, check_output_file
 from calobench.datasets import dataset_names, load_reference, open_showers
 from calobench.errors import CalobenchError
 
@@ -28,8 +29,15 @@ def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
     its embedded reference; anything else is read as an HDF5 file, checked against
     ``dataset`` when given. Showers are read lazily (see ShowerSet.iter_chunks).
     """
+    if not isinstance(name_or_path, (str, Path)):
+        raise CalobenchError(f"load: expected a file path or a dataset name, found {type(name_or_path).__name__}")
+    if dataset is not None and not isinstance(dataset, str):
+        raise CalobenchError(f"load: dataset: expected a dataset name, found {type(dataset).__name__}")
     path = Path(name_or_path)
     if not path.exists() and str(name_or_path) in dataset_names():
+        if dataset is not None and dataset != str(name_or_path):
+            raise CalobenchError(f"load: {name_or_path} is the embedded reference of dataset {name_or_path}, "
+                                 f"not of dataset {dataset!r}")
         return load_reference(str(name_or_path))
     if not path.exists() and path.suffix == "" and "/" not in str(name_or_path):
         raise CalobenchError(
@@ -88,6 +96,25 @@ def compare(
     json_path / report_dir: also write the JSON result / the HTML report there.
     progress: progress lines on stderr.
     """
+    for name, value, minimum, optional in (
+            ("repeats", repeats, 1, False), ("seed", seed, 0, False), ("max_events", max_events, 1, True),
+            ("chunk_size", chunk_size, 1, True), ("replicas", replicas, 1, False),
+            ("cls_epochs", cls_epochs, 1, False), ("cls_patience", cls_patience, 1, True),
+            ("cls_hidden", cls_hidden, 1, False), ("cls_layers", cls_layers, 1, False),
+            ("cls_batch_size", cls_batch_size, 1, False), ("cls_max_events", cls_max_events, 1, True),
+            ("xgb_estimators", xgb_estimators, 1, False), ("prdc_max_events", prdc_max_events, 1, False),
+            ("fpd_min_samples", fpd_min_samples, 2, False), ("fpd_max_samples", fpd_max_samples, 2, False),
+            ("kpd_batch_size", kpd_batch_size, 2, False)):
+        check_int_option(value, f"compare: {name}", minimum, optional)
+    check_float_option(cls_lr, "compare: cls_lr")
+    if fpd_max_samples < fpd_min_samples:
+        raise CalobenchError(f"compare: fpd_max_samples ({fpd_max_samples}) is below fpd_min_samples "
+                             f"({fpd_min_samples})")
+    # output paths are checked before any work, so that a bad one does not waste the evaluation
+    if json_path is not None:
+        check_output_file(json_path, "compare: json_path")
+    if report_dir is not None:
+        check_output_dir(report_dir, "compare: report_dir")
     # imported here: the metrics load scipy and scikit-learn (seconds), which `import calobench` does not need
     from calobench.metrics.classifier_tests import ClassifierOptions
     from calobench.metrics.evaluate import EvaluationOptions, ProgressLog, evaluate, parse_stages
@@ -104,12 +131,21 @@ def compare(
     result = evaluate(_as_showerset(generated, dataset, "generated"), _as_showerset(reference, dataset, "reference"),
                       options, log=log)
     if json_path is not None:
-        result.to_json(json_path)
+        try:
+            result.to_json(json_path)
+        except OSError as exc:
+            raise CalobenchError(f"compare: writing {json_path} failed after the evaluation "
+                                 f"({exc.strerror or exc}); nothing was written") from None
     if report_dir is not None:
         from calobench.report import write_report
 
         log("report")
-        result.info["report"] = str(write_report(result, report_dir))
+        try:
+            result.info["report"] = str(write_report(result, report_dir))
+        except OSError as exc:
+            kept = f"; the result JSON is kept in {json_path}" if json_path is not None else ""
+            raise CalobenchError(f"compare: writing the report into {report_dir} failed after the evaluation "
+                                 f"({exc.strerror or exc}){kept}") from None
     log("done")
     return result
 

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calobench.api import compare, load, save
+from calobench.data.validation import check_int_option, check_output_dir, check_output_file
 from calobench.errors import CalobenchError
+from calobench.hardware import check_device
 from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
 from calobench.models.registry import check_supported
 from calobench.data.showerset import ShowerSet
@@ -146,6 +148,10 @@ def run_benchmark(options: RunOptions) -> RunOutcome:
     """Do every step of `calobench run` (see the module docstring); returns what was produced."""
     import torch
 
+    check_int_option(options.epochs, "run: --epochs", 0, optional=True)
+    check_int_option(options.threads, "run: --threads", 1, optional=True)
+    check_int_option(options.seed, "run: --seed", 0)
+
     default_threads = torch.get_num_threads()
     if options.torch_threads():
         torch.set_num_threads(options.torch_threads())
@@ -156,8 +162,7 @@ def run_benchmark(options: RunOptions) -> RunOutcome:
 
 
 def _run(options: RunOptions, default_threads: int) -> RunOutcome:
-    import torch
-    from calobench.leaderboard import add_entry, make_entry
+    from calobench.leaderboard import leaderboard_path
 
     cls = check_supported(options.model, options.dataset)
     if options.preset not in cls.presets:
@@ -169,7 +174,13 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     info = {"model": options.model, "dataset": options.dataset, "preset": options.preset, "seed": options.seed,
             "epochs": options.epochs, "reference": reference_name, "overrides": options.overrides}
     _check_run_folder(out, info, options.resume)
-    out.mkdir(parents=True, exist_ok=True)
+    # everything a user can get wrong is checked before the run folder is made
+    check_output_dir(out, "run: --out")
+    if options.leaderboard_dir is not None:
+        check_output_dir(options.leaderboard_dir, "run: --leaderboard-dir")
+        if Path(options.leaderboard_dir).is_dir():
+            check_output_file(leaderboard_path(options.leaderboard_dir, options.dataset), "run: --leaderboard-dir")
+    check_device(options.device, "run: --device")
 
     t0 = time.perf_counter()
     from calobench.datasets import get_dataset
@@ -178,6 +189,21 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     ref = load_reference(options.dataset, options.reference)
     train, valid, test = split_reference(ref)
     seconds["load_split"] = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_in(options, default_threads, cls, out, info, reference_name, reference_path,
+                       train, valid, test, seconds)
+    except (CalobenchError, OSError) as exc:
+        message = str(exc) if isinstance(exc, CalobenchError) else f"{type(exc).__name__}: {exc}"
+        raise CalobenchError(f"{message} (what the run computed so far is kept in {out})") from None
+
+
+def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dict, reference_name: str,
+            reference_path: Path, train: ShowerSet, valid: ShowerSet, test: ShowerSet,
+            seconds: dict[str, float]) -> RunOutcome:
+    """The steps after the run folder exists: train, generate, evaluate, time, record."""
+    import torch
+    from calobench.leaderboard import add_entry, make_entry
     _log(options.progress, f"{options.dataset}: {len(train)} train / {len(valid)} validation / {len(test)} test "
                            f"events (split seed {SPLIT_SEED})")
 

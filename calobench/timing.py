@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from calobench.datasets import PDG, get_dataset
+from calobench.hardware import available_devices, check_device
 from calobench.models.base import Generator
 
 BATCH_SIZES = (1, 100, 10000)
@@ -45,21 +46,6 @@ class TimingOptions:
     budget_s: float = 20.0
     max_call_s: float = 120.0
     cpu_time: bool = False
-
-
-def available_devices() -> list[str]:
-    """'cpu', plus 'cuda' and 'mps' when torch reports them available."""
-    devices = ["cpu"]
-    try:
-        import torch
-    except ImportError:
-        return devices
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
 
 
 def device_name(device: str) -> str:
@@ -168,6 +154,8 @@ def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.
     energies = np.asarray(energies, np.float64)
     if devices is None:
         devices = [d for d in available_devices() if d == "cpu" or model.accelerated]
+    for device in devices:
+        check_device(device, "timing device")
     g4 = geant4_ms(model.dataset.name)
     original = model.device
     out: dict = {"geant4_ms_per_event": g4, "devices": {}}

@@ -3,13 +3,14 @@
 Each verb lives in its own module under calobench/cli/commands/ and defines
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; verbs are
 discovered at start-up. Exit status: 0 success, 2 user error (one line, no
-traceback), 1 bug.
+traceback), 1 bug, 141 output pipe closed early (``calobench inspect --json | head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -48,7 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("calobench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
     return int(status or 0)
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, without a traceback at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file (captured in tests)
+        pass
+    return 141
 
 
 def entry() -> None:

@@ -31,9 +31,12 @@ def parse_settings(items: list[str] | None, allowed: Iterable[str] | None = None
 def preset_settings(items: list[str] | None, model: str, dataset: str, preset: str) -> dict[str, Any]:
     """``--set`` items checked against the settings of ``model``'s ``preset`` (an unknown model,
     dataset or preset is reported by the model itself when it is built)."""
+    from calobench.models.base import check_setting_types
     from calobench.models.registry import check_supported
 
     settings = check_supported(model, dataset).presets.get(preset)
     if settings is None or not items:
         return {}
-    return parse_settings(items, settings, f"{model}'s {preset} preset")
+    parsed = parse_settings(items, settings, f"{model}'s {preset} preset")
+    check_setting_types(parsed, settings)
+    return parsed

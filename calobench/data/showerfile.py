@@ -25,7 +25,7 @@ import numpy as np
 from calobench.errors import CalobenchError
 from calobench.data.geometry import Geometry
 from calobench.data.showerset import CellList, ShowerSet
-from calobench.data.validation import check_conditions, check_energies
+from calobench.data.validation import check_conditions, check_energies, check_output_file
 
 FORMAT_VERSION = "1.0"
 ENERGY_KEY = "incident_energies"
@@ -35,10 +35,47 @@ CONDITIONS_KEY = "conditions"
 DENSE, SPARSE, POINTCLOUD_LAYOUT = "dense", "sparse", "pointcloud"
 
 
-def _attr_str(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value)
+def _attr_str(value, path: Path | None = None, key: str = "") -> str:
+    """An HDF5 attribute as text; bytes that are not UTF-8 give a one-line CalobenchError."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    try:
+        # h5py hands non-UTF-8 text over as bytes, or as str with surrogate escapes
+        return value.decode() if isinstance(value, bytes) else str(value).encode("utf-8").decode("utf-8")
+    except UnicodeError:
+        raise CalobenchError(f"{path}: attribute '{key}': expected UTF-8 text, found undecodable bytes") from None
+
+
+def _root_attrs(path: Path, f: h5py.File) -> dict[str, str]:
+    """The root attributes as text; a name or value that cannot be read gives a CalobenchError."""
+    try:
+        items = list(f.attrs.items())
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise CalobenchError(f"{path}: root attributes unreadable ({type(exc).__name__})") from None
+    return {_attr_str(k, path, "(name)"): _attr_str(v, path, _attr_str(k, path, "(name)")) for k, v in items}
+
+
+#: What h5py and numpy raise on a corrupt or malformed file (read inside _guard).
+_READ_ERRORS = (OSError, UnicodeDecodeError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+                RuntimeError, OverflowError, MemoryError)
+
+
+class _guard:
+    """A context manager turning any low-level read error into a one-line CalobenchError about ``path``."""
+
+    def __init__(self, path: Path, what: str = "") -> None:
+        self.path, self.what = path, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, _READ_ERRORS) and not issubclass(exc_type, CalobenchError):
+            where = f"{self.what}: " if self.what else ""
+            detail = " ".join(str(exc).split())[:160]
+            raise CalobenchError(f"{self.path}: {where}unreadable or malformed data, file truncated or corrupt "
+                                 f"({type(exc).__name__}: {detail})") from None
+        return False
 
 
 def _open(path: Path) -> h5py.File:
@@ -87,10 +124,12 @@ class FileHeader:
 def read_header(path: str | Path) -> FileHeader:
     """The attributes and layout of a shower file (nothing is validated beyond that)."""
     path = Path(path)
-    with _open(path) as f:
-        attrs = {k: _attr_str(v) for k, v in f.attrs.items()}
+    with _open(path) as f, _guard(path):
+        attrs = _root_attrs(path, f)
         layout = _layout(path, f)
         node = f[DENSE_KEY] if layout == DENSE else None
+        if layout == DENSE and not isinstance(node, h5py.Dataset):
+            raise _fail(path, DENSE_KEY, "expected a dataset, found a group")
         n_cells = int(node.shape[1]) if isinstance(node, h5py.Dataset) and node.ndim == 2 else None
     return FileHeader(path, attrs, layout, n_cells)
 
@@ -110,7 +149,7 @@ class ShowerFileReader:
         self.geometry = geometry
         self.dataset = dataset or geometry.name
         self.geometry_source = geometry_source
-        with _open(self.path) as f:
+        with _open(self.path) as f, _guard(self.path):
             self._read_metadata(f)
 
     # ---- metadata and validation ---------------------------------------------------
@@ -125,10 +164,17 @@ class ShowerFileReader:
             raise self._fail(key, "expected a dataset, found a group")
         if node.dtype.kind not in "fiu":
             raise self._fail(key, f"expected a numeric dtype, found {node.dtype}")
+        if node.ndim == 0:
+            raise self._fail(key, "expected an array, found a scalar")
         return node
 
+    def _values(self, node: h5py.Dataset, key: str) -> np.ndarray:
+        """All values of a dataset; corrupt or truncated data give a CalobenchError naming the key."""
+        with _guard(self.path, f"key '{key}'"):
+            return node[()]
+
     def _read_metadata(self, f: h5py.File) -> None:
-        attrs = {k: _attr_str(v) for k, v in f.attrs.items()}
+        attrs = _root_attrs(self.path, f)
         self.attrs = attrs
         self.format_version = attrs.get("calobench_format_version", "")
         self.particle = attrs.get("particle", "")
@@ -136,14 +182,13 @@ class ShowerFileReader:
             self.provenance = json.loads(attrs["provenance"]) if "provenance" in attrs else {}
         except json.JSONDecodeError:
             raise self._fail("provenance", "root attribute is not valid JSON") from None
+        if not isinstance(self.provenance, dict):
+            raise self._fail("provenance", f"expected a JSON object, found {type(self.provenance).__name__}")
 
         energies = self._dataset(f, ENERGY_KEY)
         if not (energies.ndim == 1 or (energies.ndim == 2 and energies.shape[1] == 1)):
             raise self._fail(ENERGY_KEY, f"expected shape (N, 1), found {energies.shape}")
-        try:
-            values = energies[()].reshape(-1)
-        except OSError as exc:
-            raise self._fail(ENERGY_KEY, f"unreadable data, file truncated or corrupt ({exc})") from None
+        values = self._values(energies, ENERGY_KEY).reshape(-1)
         check_energies(values, f"{self.path}: key '{ENERGY_KEY}'")
         self.energies = values  # the file's own dtype (float32 in challenge files) is kept
         n = self.n_events = len(values)
@@ -167,11 +212,15 @@ class ShowerFileReader:
             offsets = self._dataset(f, "offsets")
             if offsets.shape != (n + 1,):
                 raise self._fail("offsets", f"expected shape ({n + 1},) for {n} events, found {offsets.shape}")
-            self.offsets = offsets[()].astype(np.int64)
+            if offsets.dtype.kind == "f":
+                raise self._fail("offsets", f"expected integers, found {offsets.dtype}")
+            self.offsets = self._values(offsets, "offsets").astype(np.int64)
             values = self._dataset(f, value_key)
             if self.layout == POINTCLOUD_LAYOUT and (values.ndim != 2 or values.shape[1] != 4):
                 raise self._fail("cells", f"expected shape (M, 4) rows x, y, z, E, found {values.shape}")
             if self.layout == SPARSE:
+                if values.ndim != 1:
+                    raise self._fail("voxel_energy", f"expected shape (M,), found {values.shape}")
                 index = self._dataset(f, "voxel_index")
                 if index.shape != values.shape:
                     raise self._fail("voxel_index", f"expected shape {values.shape} like 'voxel_energy', "
@@ -183,13 +232,19 @@ class ShowerFileReader:
         self.conditions: dict[str, np.ndarray] = {}
         if CONDITIONS_KEY in f:
             node = self._dataset(f, CONDITIONS_KEY)
-            names = [_attr_str(x) for x in np.atleast_1d(node.attrs.get("names", []))]
+            with _guard(self.path, f"key '{CONDITIONS_KEY}', attribute 'names'"):
+                raw = np.atleast_1d(node.attrs.get("names", []))
+            if raw.ndim != 1:
+                raise self._fail(CONDITIONS_KEY, f"attribute 'names': expected a list of names, found shape {raw.shape}")
+            names = [_attr_str(x, self.path, f"{CONDITIONS_KEY}.names") for x in raw]
+            if len(set(names)) != len(names):
+                raise self._fail(CONDITIONS_KEY, "attribute 'names': a name appears twice")
             if node.ndim != 2 or node.shape[0] != n:
                 raise self._fail(CONDITIONS_KEY, f"expected shape ({n}, k), found {node.shape}")
             if len(names) != node.shape[1]:
                 raise self._fail(CONDITIONS_KEY, f"attribute 'names' lists {len(names)} names for "
                                                  f"{node.shape[1]} columns")
-            matrix = node[()]
+            matrix = self._values(node, CONDITIONS_KEY)
             self.condition_names = names
             self.conditions = check_conditions({name: matrix[:, i] for i, name in enumerate(names)}, n,
                                                f"{self.path}: key '{CONDITIONS_KEY}'")
@@ -217,9 +272,12 @@ class ShowerFileReader:
                     else:
                         key = "cells"
                         out = CellList(np.asarray(f["cells"][lo:hi], dtype=np.float32), offsets)
-        except OSError as exc:
+        except CalobenchError:
+            raise
+        except _READ_ERRORS as exc:
+            detail = " ".join(str(exc).split())[:160]
             raise CalobenchError(f"{self.path}: events {start}-{stop}: unreadable data, file truncated "
-                                 f"or corrupt ({exc})") from None
+                                 f"or corrupt ({type(exc).__name__}: {detail})") from None
         values = out if isinstance(out, np.ndarray) else out.cells
         if not np.all(np.isfinite(values)):
             bad = np.argwhere(~np.isfinite(values))[0]
@@ -271,9 +329,11 @@ class ShowerFileWriter:
         self.f: h5py.File | None = None
 
     def __enter__(self) -> "ShowerFileWriter":
-        if not self.path.parent.exists():
-            raise CalobenchError(f"{self.path}: folder {self.path.parent} does not exist")
-        self.f = h5py.File(self.tmp, "w")
+        check_output_file(self.path, "save")
+        try:
+            self.f = h5py.File(self.tmp, "w")
+        except OSError as exc:
+            raise CalobenchError(f"save: {self.path}: cannot write ({exc})") from None
         for key, value in self._attrs.items():
             self.f.attrs[key] = value
         rows = 1024
@@ -349,16 +409,25 @@ class ShowerFileWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self.f.close()
-        finally:
             if exc_type is None:
                 os.replace(self.tmp, self.path)
-            elif self.tmp.exists():
+        except OSError as exc:
+            if exc_type is None:
+                raise CalobenchError(f"save: {self.path}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            if self.tmp.exists():
                 self.tmp.unlink()
 
 
 def save(showerset: ShowerSet, path: str | Path, sparse: bool = False, chunk_size: int = 10000,
          compression: str | None = "gzip") -> Path:
     """Write a ShowerSet to ``path`` atomically (temporary file, then rename)."""
+    if not isinstance(showerset, ShowerSet):
+        raise CalobenchError(f"save: expected a ShowerSet, found {type(showerset).__name__}")
+    if not isinstance(path, (str, Path)):
+        raise CalobenchError(f"save: expected a file path, found {type(path).__name__}")
+    if chunk_size < 1:
+        raise CalobenchError(f"save: chunk_size: expected at least 1, found {chunk_size}")
     path = Path(path)
     energy_dtype = showerset.energies.dtype if showerset.energies.dtype.kind == "f" else np.float64
     with ShowerFileWriter(path, showerset.geometry, list(showerset.conditions), showerset.particle,

@@ -7,7 +7,10 @@ calls these functions, so a bad input gets the same one-line CalobenchError wher
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -80,4 +83,63 @@ def check_voxel_showers(showers, n: int, n_cells: int, what: str) -> np.ndarray:
     return array
 
 
-__all__ = ["check_cell_energies", "check_conditions", "check_energies", "check_particles", "check_voxel_showers"]
+def check_int_option(value, name: str, minimum: int = 1, optional: bool = False) -> int | None:
+    """An integer option (not a bool) >= ``minimum``; None is allowed when ``optional``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise CalobenchError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+    if value < minimum:
+        raise CalobenchError(f"{name}: expected an integer >= {minimum}, found {value}")
+    return int(value)
+
+
+def check_float_option(value, name: str, positive: bool = True) -> float:
+    """A finite number option (> 0 when ``positive``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or (positive and value <= 0):
+        raise CalobenchError(f"{name}: expected a finite {'positive ' if positive else ''}number, found {value!r}")
+    return float(value)
+
+
+def _writable_folder(folder: Path, what: str) -> None:
+    if not folder.is_dir():
+        raise CalobenchError(f"{what}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CalobenchError(f"{what}: folder {folder} is not writable")
+
+
+def check_output_file(path: str | Path, what: str) -> Path:
+    """An output file that can be written: not a folder, in an existing writable folder, and
+    writable if it exists. Creates nothing; call it before any work starts."""
+    path = Path(path)
+    if path.is_dir():
+        raise CalobenchError(f"{what}: {path} is a folder, expected a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CalobenchError(f"{what}: {path} exists and is not writable")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise CalobenchError(f"{what}: {path}: folder {parent} does not exist")
+    _writable_folder(parent, what)
+    return path
+
+
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """An output folder that exists and is writable, or can be created (its nearest existing
+    ancestor is a writable folder). Creates nothing; call it before any work starts."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise CalobenchError(f"{what}: {path} exists and is not a folder")
+        _writable_folder(path, what)
+        return path
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise CalobenchError(f"{what}: cannot create {path}: {ancestor} is not a folder")
+    _writable_folder(ancestor, what)
+    return path
+
+
+__all__ = ["check_float_option", "check_int_option", "check_output_dir", "check_output_file", "check_cell_energies", "check_conditions", "check_energies", "check_particles", "check_voxel_showers"]

@@ -82,10 +82,19 @@ def read_leaderboard(directory: str | Path, dataset: str, validate: bool = True)
 
 
 def _read_json(path: Path) -> object:
+    """A JSON file's content; a one-line CalobenchError when it is a folder, unreadable, not UTF-8 or not JSON."""
+    if path.is_dir():
+        raise CalobenchError(f"{path}: is a folder, expected a JSON file")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise CalobenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise CalobenchError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise CalobenchError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise CalobenchError(f"{path}: JSON nested too deeply") from None
 
 
 def _write_atomic(path: Path, data: dict) -> None:
@@ -145,7 +154,12 @@ def validate_directory(directory: str | Path) -> dict[str, list[str]]:
     report: dict[str, list[str]] = {}
     for path in sorted(directory.glob("*.json")):
         if path.name == "schema.json":
-            if json.loads(path.read_text()) != schema():
+            try:
+                copy = _read_json(path)
+            except CalobenchError as exc:
+                report[path.name] = [str(exc).split(": ", 1)[1]]
+                continue
+            if copy != schema():
                 report[path.name] = ["differs from the schema shipped with calobench (re-copy it)"]
             else:
                 report[path.name] = []

@@ -37,6 +37,9 @@ from calobench.metrics.result import Result
 from calobench.metrics.stage import REFERENCE, SAMPLES, Chunk, Log, Stage, quiet
 
 STAGES = ("hist", "resolution", "fpd", "prdc", "cls-high", "cls-xgb", "cls-low")
+#: Events per sample a stage needs at least; with fewer it is skipped, with the reason in
+#: Result.info["notes"], and the other stages still run (docs/metrics.md).
+MIN_EVENTS = {"fpd": 10, "prdc": 6, "cls-high": 20, "cls-xgb": 20, "cls-low": 20}
 #: Other names accepted by ``parse_stages`` (None: every stage).
 ALIASES = {"kpd": "fpd", "cls-high-xgb": "cls-xgb", "xgb": "cls-xgb", "all": None}
 
@@ -68,6 +71,8 @@ def parse_stages(metrics: list[str] | str | None) -> tuple[str, ...]:
     """Stage names from a list or a comma-separated string (None or "all": every stage), in STAGES order."""
     if metrics is None:
         return STAGES
+    if not isinstance(metrics, (str, list, tuple)) or not all(isinstance(m, str) for m in metrics):
+        raise CalobenchError(f"--metrics: expected stage names (a list or comma-separated text), found {metrics!r}")
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
     chosen = set()
     for name in names:
@@ -122,6 +127,23 @@ def _make_stage(name: str, options: EvaluationOptions, fx: FeatureExtractor, ref
     raise CalobenchError(f"unknown stage {name!r}; valid: {', '.join(STAGES)}")
 
 
+def _usable_events(name: str, options: EvaluationOptions, n_min: int) -> int:
+    """Events per sample stage ``name`` would use, given ``n_min`` in the smaller sample."""
+    if name == "prdc":
+        return min(n_min, options.prdc_max_events)
+    if name.startswith("cls-") and options.classifier.max_events is not None:
+        return min(n_min, options.classifier.max_events)
+    return n_min
+
+
+def _skip_reason(name: str, options: EvaluationOptions, n_min: int) -> str | None:
+    """Why stage ``name`` cannot run on these samples (None when it can)."""
+    need, have = MIN_EVENTS.get(name, 1), _usable_events(name, options, n_min)
+    if have < need:
+        return f"{name} skipped: it needs at least {need} events per sample, found {have}"
+    return None
+
+
 def _check_sample(ss: ShowerSet, n: int, what: str) -> None:
     if n == 0:
         raise CalobenchError(f"{what}: no events")
@@ -159,7 +181,13 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
 
     stages: list[Stage] = [AverageShowerStage(geometry.n_cells)] if geometry.is_voxel else []
     seconds = {stage.name: 0.0 for stage in stages}
+    notes = []
     for name in options.stages:
+        reason = _skip_reason(name, options, min(sizes))
+        if reason is not None:
+            log(reason)
+            notes.append(reason)
+            continue
         t0 = time.perf_counter()
         stages.append(_make_stage(name, options, fx, reference, sizes[REFERENCE], chunk_size, log))
         seconds[name] = time.perf_counter() - t0
@@ -181,7 +209,7 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
                    "stages": {"features": {"seconds": feature_seconds,
                                            "holds": f"one chunk of at most {chunk_size} events"}},
                    "seed": options.seed, "repeats": options.classifier.repeats, "chunk_size": chunk_size,
-                   "features": fx.names, "hlf": fx.hlf_names, "conditions": list(conditions), "notes": []}
+                   "features": fx.names, "hlf": fx.hlf_names, "conditions": list(conditions), "notes": notes}
     for stage in stages:
         t0 = time.perf_counter()
         part = stage.compute()

@@ -151,34 +151,114 @@ class Generator(ABC):
         """Rebuild a saved model. Reads only JSON and safetensors: no code is executed.
         ``overrides`` replace saved settings (e.g. {"sampling_precision": "bfloat16"}); a key that
         is neither in the saved config nor in the model's preset is refused."""
-        from safetensors.numpy import load_file
-
+        if not isinstance(directory, (str, Path)):
+            raise CalobenchError(f"model {cls.name}: load: expected a folder path, found {type(directory).__name__}")
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
-        if not config_path.is_file():
-            raise CalobenchError(f"{config_path}: no such file (not a saved calobench model)")
-        try:
-            info = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CalobenchError(f"{config_path}: not valid JSON ({exc})") from None
-        if info.get("model") != cls.name:
-            raise CalobenchError(f"{config_path}: key 'model': expected {cls.name}, found {info.get('model')}")
-        config = dict(info.get("config", {}))
-        known = set(config) | set(cls.presets.get(info.get("preset"), {}))  # older saves lack newer settings
+        info = _read_config(config_path, cls.name)
+        config = dict(info["config"])
+        known = set(config) | set(cls.presets.get(info["preset"], {}))  # older saves lack newer settings
         unknown = sorted(set(overrides or {}) - known)
         if unknown:
             raise CalobenchError(f"{config_path}: cannot set {', '.join(unknown)}: not a setting of the saved "
                                  f"model (its settings: {', '.join(sorted(known))})")
         config.update(overrides or {})
+        check_setting_types(config, cls.presets.get(info["preset"], {}), f"{config_path}: key 'config.")
         try:
-            model = cls(info["dataset"], info["preset"], info.get("seed", 0), device, **config)
+            model = cls(info["dataset"], info["preset"], info["seed"], device, **config)
         except CalobenchError as exc:  # a dataset, preset or config value the model refuses
             raise CalobenchError(f"{config_path}: {exc}") from None
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
+            raise CalobenchError(f"{config_path}: key 'config': a setting the model cannot use "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
         weights = directory / WEIGHTS_FILE
-        if not weights.is_file():
-            raise CalobenchError(f"{weights}: no such file")
-        model.load_state_arrays(load_file(str(weights)))
+        arrays = _read_weights(weights)
+        expected = model.state_arrays()
+        missing = [key for key in expected if key not in arrays]
+        if missing:
+            raise CalobenchError(f"{weights}: key '{missing[0]}': missing"
+                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        try:
+            model.load_state_arrays(arrays)
+        except CalobenchError as exc:
+            raise CalobenchError(f"{weights}: {exc}") from None
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as exc:
+            raise CalobenchError(f"{weights}: weights do not fit the model "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
         return model
+
+
+#: config.json keys and their types (seed: an integer, not a bool).
+_CONFIG_KEYS = {"model": str, "dataset": str, "preset": str, "seed": int, "config": dict}
+
+
+def _read_config(path: Path, model: str) -> dict:
+    """The config.json of a saved ``model`` as a dict with the keys of _CONFIG_KEYS; a
+    CalobenchError naming the file and key otherwise."""
+    if not path.is_file():
+        raise CalobenchError(f"{path}: no such file (not a saved calobench model)")
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise CalobenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise CalobenchError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise CalobenchError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise CalobenchError(f"{path}: expected a JSON object, found {type(info).__name__}")
+    if info.get("model") != model:
+        raise CalobenchError(f"{path}: key 'model': expected {model}, found {info.get('model')}")
+    info = {"seed": 0, "config": {}, **info}
+    for key, kind in _CONFIG_KEYS.items():
+        if key not in info:
+            raise CalobenchError(f"{path}: key '{key}': missing")
+        value = info[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise CalobenchError(f"{path}: key '{key}': expected {'an object' if kind is dict else kind.__name__}, "
+                                 f"found {type(value).__name__}")
+    return info
+
+
+def check_setting_types(config: dict[str, Any], preset: dict[str, Any], what: str = "--set ") -> None:
+    """Every setting has the type of the preset's value (an integer also passes for a number;
+    a preset value of None accepts anything). ``what`` prefixes the key in the message."""
+    for key, value in config.items():
+        default = preset.get(key)
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            quote = "'" if what.endswith("'config.") else ""
+            raise CalobenchError(f"{what}{key}{quote}: expected {type(default).__name__} like the "
+                                 f"preset's {default!r}, found {type(value).__name__} {value!r}")
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights.safetensors file, every value finite; a CalobenchError naming the
+    file (and key) otherwise."""
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise CalobenchError(f"{path}: no such file")
+    try:
+        arrays = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError (and OSError) on a bad file
+        raise CalobenchError(f"{path}: not a readable safetensors file "
+                             f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
+    for key, value in arrays.items():
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise CalobenchError(f"{path}: key '{key}': non-finite weights (NaN or infinity)")
+    return arrays
 
 
 def sample_inputs(energies: np.ndarray, conditions: dict[str, np.ndarray] | None

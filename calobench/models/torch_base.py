@@ -13,11 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from calobench.errors import CalobenchError
+from calobench.hardware import check_device
 from calobench.models.base import Generator
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda if available, else mps if available, else cpu."""
+    """'auto' -> cuda if available, else mps if available, else cpu; a device this machine
+    lacks gives a one-line CalobenchError listing the devices present."""
+    check_device(device)
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -81,6 +85,13 @@ class TorchGenerator(Generator):
             elif head in states:
                 states[head][rest] = torch.from_numpy(np.array(value))
         for name, net in nets.items():
+            for key, value in net.state_dict().items():
+                found = states[name].get(key)
+                if found is None:
+                    raise CalobenchError(f"key '{name}.{key}': missing")
+                if tuple(found.shape) != tuple(value.shape):
+                    raise CalobenchError(f"key '{name}.{key}': expected shape {tuple(value.shape)}, "
+                                         f"found {tuple(found.shape)}")
             net.load_state_dict(states[name])
             net.to(self.torch_device)
         self.after_load()

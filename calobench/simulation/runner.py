@@ -23,6 +23,7 @@ import numpy as np
 from calobench.hardware import cpu_name
 
 from calobench.datasets import PDG, get_dataset
+from calobench.data.validation import check_output_file
 from calobench.errors import CalobenchError
 from calobench.data.showerfile import ShowerFileWriter
 from calobench.data.showerset import ShowerSet
@@ -140,9 +141,11 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
                              f"{', '.join(ds.particles)}")
     energy = energy or default_energy(dataset)
     mode, values = parse_energy(energy)
-    output = Path(output)
-    if not output.parent.exists():
-        raise CalobenchError(f"-o: folder {output.parent} does not exist")
+    output = check_output_file(output, "-o")
+    if chunk < 1:
+        raise CalobenchError(f"--chunk: expected at least 1 event, found {chunk}")
+    if not cut_mm > 0 or cut_mm == float("inf"):
+        raise CalobenchError(f"--cut: expected a positive length in mm, found {cut_mm}")
 
     physics = setup_env()
     import_geant4()

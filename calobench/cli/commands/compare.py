@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
                      cls_epochs=args.cls_epochs, cls_max_steps=args.cls_max_steps, cls_max_events=args.cls_max_events,
                      cls_hidden=args.cls_hidden)
     console.print(result.table(full=args.full))
+    for note in result.info.get("notes", []):
+        console.print(f"note: {note}")
     if args.json_path:
         console.print(f"JSON: {args.json_path}")
     if args.report_dir:

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from calobench.allocator import keep_freed_memory
 
     keep_freed_memory()  # this process generates: no page faults per pass (see calobench/allocator.py)
+    from calobench.data.validation import check_float_option, check_int_option
     from calobench.errors import CalobenchError
     from calobench.models.registry import check_supported
     from calobench.runner import load_reference, split_reference
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         raise CalobenchError(f"--batch-sizes: expected integers separated by commas, found {args.batch_sizes!r}") from None
     if not sizes or min(sizes) < 1:
         raise CalobenchError(f"--batch-sizes: expected positive integers, found {args.batch_sizes!r}")
+    check_int_option(args.repeats, "--repeats")
+    check_float_option(args.budget, "--budget")
     ref = load_reference(args.dataset)
     train, _, test = split_reference(ref)
     if args.load:
