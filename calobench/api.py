@@ -99,14 +99,16 @@ def compare(
     for name, value, minimum, optional in (
             ("repeats", repeats, 1, False), ("seed", seed, 0, False), ("max_events", max_events, 1, True),
             ("chunk_size", chunk_size, 1, True), ("replicas", replicas, 1, False),
-            ("cls_epochs", cls_epochs, 1, False), ("cls_patience", cls_patience, 1, True),
-            ("cls_hidden", cls_hidden, 1, False), ("cls_layers", cls_layers, 1, False),
-            ("cls_batch_size", cls_batch_size, 1, False), ("cls_max_events", cls_max_events, 1, True),
+            ("cls_epochs", cls_epochs, 1, True), ("cls_patience", cls_patience, 1, True),
+            ("cls_hidden", cls_hidden, 1, True), ("cls_layers", cls_layers, 1, True),
+            ("cls_batch_size", cls_batch_size, 1, True), ("cls_min_steps", cls_min_steps, 1, True),
+            ("cls_max_steps", cls_max_steps, 1, True), ("cls_max_events", cls_max_events, 1, True),
             ("xgb_estimators", xgb_estimators, 1, False), ("prdc_max_events", prdc_max_events, 1, False),
             ("fpd_min_samples", fpd_min_samples, 2, False), ("fpd_max_samples", fpd_max_samples, 2, False),
             ("kpd_batch_size", kpd_batch_size, 2, False)):
         check_int_option(value, f"compare: {name}", minimum, optional)
-    check_float_option(cls_lr, "compare: cls_lr")
+    if cls_lr is not None:
+        check_float_option(cls_lr, "compare: cls_lr")
     if fpd_max_samples < fpd_min_samples:
         raise CalobenchError(f"compare: fpd_max_samples ({fpd_max_samples}) is below fpd_min_samples "
                              f"({fpd_min_samples})")
