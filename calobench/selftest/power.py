@@ -149,6 +149,7 @@ def run_selftest(dataset: str, *, events: int | None = None, seed: int = 0, dist
     from calobench.leaderboard.entry import git_commit
 
     names = parse_distortions(distortions)
+    commit = git_commit()  # before the run: the code that measured
     log = ProgressLog(progress)
     base, reference = selftest_samples(dataset, events, seed)
     options = dict(QUICK if quick else EVALUATION["quick"])
@@ -173,4 +174,4 @@ def run_selftest(dataset: str, *, events: int | None = None, seed: int = 0, dist
                       benchmark_version=benchmark_version(dataset), distortions=names, metrics=shown,
                       cases={k: None if v is None else {m: v[m] for m in shown if m in v} for k, v in cases.items()},
                       detected=detected, options={**options, "metrics": metrics or "all"}, seconds=seconds,
-                      commit=git_commit())
+                      commit=commit)
