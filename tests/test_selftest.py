@@ -187,3 +187,10 @@ def test_cli(cli, tmp_path):
 def test_cli_unknown_distortion(cli):
     assert_user_error(cli("selftest", "--dataset", "stcf11x11", "--distortions", "scale_9"), "scale_9")
     assert_user_error(cli("selftest", "--dataset", "nope"), "nope")
+
+
+def test_partial_tables_after_each_case():
+    seen = []
+    run_selftest("stcf11x11", events=200, distortions="scale_1.05,threshold_x2", metrics="hist", quick=True,
+                 progress=False, on_case=lambda t: seen.append(list(t.detected)))
+    assert seen == [[], ["scale_1.05"], ["scale_1.05", "threshold_x2"]]

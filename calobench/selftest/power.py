@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,20 +140,39 @@ def selftest_samples(dataset: str, events: int | None = None, seed: int = 0) -> 
     return pool.take(index), test.slice(0, n)
 
 
+def power_table(dataset: str, events: int, seed: int, version: str, names: list[str], cases: dict[str, dict | None],
+                options: dict, seconds: dict[str, float], commit: str | None) -> PowerTable:
+    """The PowerTable of the cases measured so far (``cases`` holds "none" and some of ``names``;
+    the distortions not measured yet are left out)."""
+    floor = cases[UNDISTORTED]
+    shown = [m for m in HEADLINE if m in floor]
+    done = [n for n in names if n in cases]
+    detected = {n: None if cases[n] is None else {m: detects(m, cases[n].get(m, {}), floor[m]) for m in shown}
+                for n in done}
+    return PowerTable(dataset=dataset, events=events, seed=seed, benchmark_version=version, distortions=done,
+                      metrics=shown,
+                      cases={k: None if v is None else {m: v[m] for m in shown if m in v} for k, v in cases.items()},
+                      detected=detected, options=options, seconds=dict(seconds), commit=commit)
+
+
 def run_selftest(dataset: str, *, events: int | None = None, seed: int = 0, distortions: list[str] | str | None = None,
-                 metrics: list[str] | str | None = None, quick: bool = False, progress: bool = True) -> PowerTable:
+                 metrics: list[str] | str | None = None, quick: bool = False, progress: bool = True,
+                 on_case: Callable[[PowerTable], None] | None = None) -> PowerTable:
     """Compare each distorted sample (and the undistorted one) with the reference -> PowerTable.
 
     events: events per sample (default: the test split). metrics: compare stages (default all).
-    quick: tiny classifier settings (QUICK) instead of the leaderboard's quick ones."""
+    quick: tiny classifier settings (QUICK) instead of the leaderboard's quick ones.
+    on_case: called with the table so far after each case (e.g. to write partial results of a long run)."""
     from calobench.leaderboard import benchmark_version
     from calobench.leaderboard.entry import git_commit
 
     names = parse_distortions(distortions)
     commit = git_commit()  # before the run: the code that measured
+    version = benchmark_version(dataset)
     log = ProgressLog(progress)
     base, reference = selftest_samples(dataset, events, seed)
     options = dict(QUICK if quick else EVALUATION["quick"])
+    recorded = {**options, "metrics": metrics or "all"}
     cases: dict[str, dict | None] = {}
     seconds: dict[str, float] = {}
     for name in [UNDISTORTED] + names:
@@ -161,17 +181,11 @@ def run_selftest(dataset: str, *, events: int | None = None, seed: int = 0, dist
         if sample is None:
             log(f"selftest {name}: n/a for {base.geometry.name}")
             cases[name] = None
-            continue
-        log(f"selftest {name}: compare")
-        result = compare(sample, reference, metrics=metrics, seed=seed, progress=False, **options)
-        cases[name] = {k: dict(v) for k, v in result.metrics.items()}
-        seconds[name] = time.perf_counter() - t0
-    floor = cases[UNDISTORTED]
-    shown = [m for m in HEADLINE if m in floor]
-    detected = {name: None if cases[name] is None else
-                {m: detects(m, cases[name].get(m, {}), floor[m]) for m in shown} for name in names}
-    return PowerTable(dataset=dataset, events=len(reference), seed=seed,
-                      benchmark_version=benchmark_version(dataset), distortions=names, metrics=shown,
-                      cases={k: None if v is None else {m: v[m] for m in shown if m in v} for k, v in cases.items()},
-                      detected=detected, options={**options, "metrics": metrics or "all"}, seconds=seconds,
-                      commit=commit)
+        else:
+            log(f"selftest {name}: compare")
+            result = compare(sample, reference, metrics=metrics, seed=seed, progress=False, **options)
+            cases[name] = {k: dict(v) for k, v in result.metrics.items()}
+            seconds[name] = time.perf_counter() - t0
+        if on_case is not None:
+            on_case(power_table(dataset, len(reference), seed, version, names, cases, recorded, seconds, commit))
+    return power_table(dataset, len(reference), seed, version, names, cases, recorded, seconds, commit)

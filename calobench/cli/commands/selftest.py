@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from calobench.cli.console import console
@@ -41,12 +42,22 @@ def run(args: argparse.Namespace) -> int:
     _check_folder(args.json_path, "--json")
     _check_folder(args.markdown, "--markdown")
     table = run_selftest(args.dataset, events=args.events, seed=args.seed, distortions=args.distortions,
-                         metrics=args.metrics, quick=args.quick, progress=not args.quiet)
+                         metrics=args.metrics, quick=args.quick, progress=not args.quiet,
+                         on_case=lambda partial: _write(partial, args))  # a long run leaves what finished
     console.print(table.table())
+    _write(table, args)
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(table.to_dict(), indent=2))
         console.print(f"JSON: {args.json_path}")
     if args.markdown:
-        Path(args.markdown).write_text(table.markdown())
         console.print(f"markdown: {args.markdown}")
     return 0
+
+
+def _write(table, args: argparse.Namespace) -> None:
+    """Write the JSON and markdown files asked for (atomically: temporary file, then rename)."""
+    for path, text in ((args.json_path, lambda: json.dumps(table.to_dict(), indent=2)),
+                       (args.markdown, table.markdown)):
+        if path:
+            tmp = Path(path).with_name(f".{Path(path).name}.partial")
+            tmp.write_text(text())
+            os.replace(tmp, path)
