@@ -157,12 +157,29 @@ def power_table(dataset: str, events: int, seed: int, version: str, names: list[
 
 def run_selftest(dataset: str, *, events: int | None = None, seed: int = 0, distortions: list[str] | str | None = None,
                  metrics: list[str] | str | None = None, quick: bool = False, progress: bool = True,
-                 on_case: Callable[[PowerTable], None] | None = None) -> PowerTable:
+                 on_case: Callable[[PowerTable], None] | None = None, threads: int | None = 1) -> PowerTable:
     """Compare each distorted sample (and the undistorted one) with the reference -> PowerTable.
 
     events: events per sample (default: the test split). metrics: compare stages (default all).
     quick: tiny classifier settings (QUICK) instead of the leaderboard's quick ones.
-    on_case: called with the table so far after each case (e.g. to write partial results of a long run)."""
+    on_case: called with the table so far after each case (e.g. to write partial results of a long run).
+    threads: torch CPU threads during the run (default 1, as calobench run's quick preset: on the
+    2-core development machine with other jobs one thread made a case 3-6x faster than two);
+    None: torch's default."""
+    import torch
+
+    default_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run_selftest(dataset, events, seed, distortions, metrics, quick, progress, on_case)
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+def _run_selftest(dataset: str, events: int | None, seed: int, distortions: list[str] | str | None,
+                  metrics: list[str] | str | None, quick: bool, progress: bool,
+                  on_case: Callable[[PowerTable], None] | None) -> PowerTable:
     from calobench.leaderboard import benchmark_version
     from calobench.leaderboard.entry import git_commit
 

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default=None,
                         help="comma-separated compare stages: hist,resolution,fpd,prdc,cls-high,cls-xgb,cls-low "
                              "(default: all)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1, fastest on a shared machine; 0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="tiny classifier settings (a cheap run, for tests)")
     parser.add_argument("--json", dest="json_path", help="write the power table and every value as JSON here")
     parser.add_argument("--markdown", help="write the power table as markdown here")
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     _check_folder(args.markdown, "--markdown")
     table = run_selftest(args.dataset, events=args.events, seed=args.seed, distortions=args.distortions,
                          metrics=args.metrics, quick=args.quick, progress=not args.quiet,
-                         on_case=lambda partial: _write(partial, args))  # a long run leaves what finished
+                         on_case=lambda partial: _write(partial, args),  # a long run leaves what finished
+                         threads=args.threads or None)
     console.print(table.table())
     _write(table, args)
     if args.json_path:
