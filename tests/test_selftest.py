@@ -194,3 +194,12 @@ def test_partial_tables_after_each_case():
     run_selftest("stcf11x11", events=200, distortions="scale_1.05,threshold_x2", metrics="hist", quick=True,
                  progress=False, on_case=lambda t: seen.append(list(t.detected)))
     assert seen == [[], ["scale_1.05"], ["scale_1.05", "threshold_x2"]]
+
+
+def test_table_round_trip_and_no_std_marker():
+    table = run_selftest("stcf11x11", events=200, distortions="scale_1.05", metrics="hist,prdc", quick=True,
+                         progress=False)
+    again = type(table).from_dict(json.loads(json.dumps(table.to_dict())))
+    assert again.markdown() == table.markdown()
+    assert not table.has_std("precision") and table.has_std("sep_etot_einc")
+    assert "| `precision` | yes* |" in table.markdown() or "| `precision` | no* |" in table.markdown()

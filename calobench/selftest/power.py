@@ -90,12 +90,26 @@ class PowerTable:
                 "compare_options": self.options, "detected": self.detected, "cases": self.cases,
                 "seconds": self.seconds})
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "PowerTable":
+        """The table back from to_dict() (e.g. a --json file)."""
+        return cls(dataset=data["dataset"], events=data["events"], seed=data["seed"],
+                   benchmark_version=data["benchmark_version"], distortions=list(data["distortions"]),
+                   metrics=list(data["metrics"]), cases=data["cases"], detected=data["detected"],
+                   options=data["compare_options"], seconds=data.get("seconds", {}), commit=data.get("commit"))
+
+    def has_std(self, metric: str) -> bool:
+        """Whether the undistorted case gives the metric an uncertainty (PRDC does not)."""
+        std = (self.cases.get(UNDISTORTED) or {}).get(metric, {}).get("std")
+        return std is not None and math.isfinite(std)
+
     def _cell(self, distortion: str, metric: str) -> str:
         row = self.detected.get(distortion)
         if row is None:
             return "n/a"
         flag = row.get(metric)
-        return "-" if flag is None else ("yes" if flag else "no")
+        mark = "" if self.has_std(metric) else "*"
+        return "-" if flag is None else ("yes" if flag else "no") + mark
 
     def rows(self) -> list[list[str]]:
         """One row per metric: the metric, then yes / no / n/a / - per distortion."""
@@ -111,7 +125,8 @@ class PowerTable:
         for d in self.distortions:
             out.add_column(d, justify="center")
         for row in self.rows():
-            out.add_row(*[{"yes": "[green]yes[/green]", "no": "[red]no[/red]"}.get(c, c) for c in row])
+            out.add_row(*[c.replace("yes", "[green]yes[/green]").replace("no", "[red]no[/red]")
+                          if c in ("yes", "no", "yes*", "no*") else c for c in row])
         return out
 
     def markdown(self) -> str:
@@ -121,6 +136,9 @@ class PowerTable:
                  "| metric | " + " | ".join(self.distortions) + " |",
                  "| --- |" + " :---: |" * len(self.distortions)]
         lines += ["| " + " | ".join(f"`{c}`" if i == 0 else c for i, c in enumerate(row)) + " |" for row in self.rows()]
+        if not all(self.has_std(m) for m in self.metrics):
+            lines += ["", "\\* no uncertainty (std) for this metric: any change counts as detected; read the "
+                          "values in the JSON."]
         return "\n".join(lines) + "\n"
 
 
