@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("calobench.baselines",),
     ("calobench.report", "calobench.leaderboard", "calobench.timing", "calobench.inspection"),
     ("calobench.api",),
-    ("calobench.runner",),
+    ("calobench.runner", "calobench.selftest"),
     ("calobench.cli", "calobench.__main__"),
 ]
 #: calobench/__init__.py re-exports the public API: it may import anything, and nothing inside the
