@@ -90,31 +90,27 @@ DATASET_1_PIONS = register(Dataset(
     seed_document="002",
     challenge_key="ds1_pions",
 ))
-#: Geant4 needs ~13 ms of CPU per GeV in Par04, so the stand-in covers 1-64 GeV, not the
-#: challenge's 1 GeV-1 TeV.
-DATASET_2 = register(Dataset(
-    name="calochallenge-2",
-    geometry=_geometry("calochallenge-2", "binning_dataset_2.xml", PAR04_THRESHOLD_MEV,
-                       "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r", _par04_depth, _par04_ranges),
-    particles=("e-",),
-    energy_range=(1000.0, 1000000.0),
-    reference=CHALLENGE_SOURCE,
-    seed_document="002",
-    simulation_energy_range=(1000.0, 64000.0),
-    geant4=PAR04,
-    small_reference=True,  # 1000 showers of 6480 cells
-    challenge_key="ds2",
-))
-DATASET_3 = register(Dataset(
-    name="calochallenge-3",
-    geometry=_geometry("calochallenge-3", "binning_dataset_3.xml", PAR04_THRESHOLD_MEV,
-                       "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r", _par04_depth, _par04_ranges),
-    particles=("e-",),
-    energy_range=(1000.0, 1000000.0),
-    reference=CHALLENGE_SOURCE,
-    seed_document="002",
-    simulation_energy_range=(1000.0, 64000.0),
-    geant4=PAR04,
-    small_reference=True,  # 600 showers of 40500 cells
-    challenge_key="ds3",
-))
+
+
+def _par04_dataset(number: int, description: str) -> Dataset:
+    """Dataset 2 or 3: the Par04 W/Si geometry of its binning file, simulated as a stand-in.
+    Geant4 needs ~13 ms of CPU per GeV in Par04, so the stand-in covers 1-64 GeV, not the
+    challenge's 1 GeV-1 TeV."""
+    name = f"calochallenge-{number}"
+    return Dataset(
+        name=name,
+        geometry=_geometry(name, f"binning_dataset_{number}.xml", PAR04_THRESHOLD_MEV, description, _par04_depth,
+                           _par04_ranges),
+        particles=("e-",),
+        energy_range=(1000.0, 1000000.0),
+        reference=CHALLENGE_SOURCE,
+        seed_document="002",
+        simulation_energy_range=(1000.0, 64000.0),
+        geant4=PAR04,
+        small_reference=True,  # embedded: 1000 showers of 6480 cells (ds2), 600 of 40500 (ds3)
+        challenge_key=f"ds{number}",
+    )
+
+
+DATASET_2 = register(_par04_dataset(2, "CaloChallenge dataset 2: Par04 W/Si, 45 layers x 16 alpha x 9 r"))
+DATASET_3 = register(_par04_dataset(3, "CaloChallenge dataset 3: Par04 W/Si, 45 layers x 50 alpha x 18 r"))
