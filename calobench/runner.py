@@ -121,6 +121,21 @@ def load_reference(dataset: str, reference: str | Path | None = None) -> ShowerS
     return load(reference if reference is not None else dataset, dataset)
 
 
+def _reference_name(options: "RunOptions") -> str:
+    """What the run ranks against: the file given, the embedded sample, or the dataset's
+    benchmark reference built from its recipe (``benchmark:<dataset>``)."""
+    from calobench.datasets import get_dataset
+
+    if options.reference is not None:
+        return str(options.reference)
+    dataset = get_dataset(options.dataset)
+    if options.preset == "tiny" and dataset.quick_events is not None:
+        return f"embedded:{options.dataset}:first-{dataset.quick_events}"
+    if dataset.recipe is None or options.preset == "tiny":
+        return f"embedded:{options.dataset}"
+    return f"benchmark:{options.dataset}"
+
+
 def split_reference(ref: ShowerSet) -> tuple[ShowerSet, ShowerSet, ShowerSet]:
     train, valid, test = split_indices(len(ref))
     return ref.take(train), ref.take(valid), ref.take(test)
@@ -170,7 +185,7 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
                              f"valid presets: {', '.join(cls.presets)}")
     seconds: dict[str, float] = {}
     out = options.out_dir()
-    reference_name = str(options.reference) if options.reference is not None else f"embedded:{options.dataset}"
+    reference_name = _reference_name(options)
     info = {"model": options.model, "dataset": options.dataset, "preset": options.preset, "seed": options.seed,
             "epochs": options.epochs, "reference": reference_name, "overrides": options.overrides}
     _check_run_folder(out, info, options.resume)
@@ -184,9 +199,16 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
 
     t0 = time.perf_counter()
     from calobench.datasets import get_dataset
+    from calobench.simulation.benchmark_reference import benchmark_reference_path
 
-    reference_path = Path(options.reference) if options.reference is not None else get_dataset(options.dataset).embedded_path
-    ref = load_reference(options.dataset, options.reference)
+    # the tiny preset (a smoke test) uses the embedded sample; every other preset ranks against
+    # the benchmark reference, built from the dataset's recipe on first use
+    reference_path = Path(options.reference) if options.reference is not None else \
+        benchmark_reference_path(options.dataset, build=options.preset != "tiny", progress=options.progress)
+    ref = load_reference(options.dataset, reference_path)
+    quick = get_dataset(options.dataset).quick_events
+    if options.preset == "tiny" and options.reference is None and quick is not None and len(ref) > quick:
+        ref = ref.slice(0, quick)
     train, valid, test = split_reference(ref)
     seconds["load_split"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 
 import pytest
+
+# Tests never read or write the user's data folder (built benchmark references): a fresh one per
+# test session, inherited by the CLI subprocesses.
+os.environ["CALOBENCH_DATA_DIR"] = tempfile.mkdtemp(prefix="calobench-test-data-")
 
 
 @dataclass

@@ -46,4 +46,6 @@ DARKSHINE = register(Dataset(
     geant4=BeamOnGrid(entry_mm=ENTRY_MM, sparse_output=True),
     medium=LYSO,
     impact=impact,
+    version="2",  # reference of 20000 events (v1: 3000, now its first events)
+    quick_events=3000,
 ))

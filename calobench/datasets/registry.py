@@ -24,6 +24,7 @@ from calobench.errors import CalobenchError
 from calobench.data.geometry import Geometry
 from calobench.data.showerfile import POINTCLOUD_LAYOUT, SPARSE, FileHeader, ShowerFileReader, read_header
 from calobench.data.showerset import ShowerSet
+from calobench.datasets.benchmark_reference import ReferenceRecipe, built_path
 from calobench.datasets.detector import Geant4Setup, Material
 
 PDG = {"gamma": 22, "e-": 11, "e+": -11, "pi+": 211}
@@ -64,6 +65,10 @@ class Dataset:
     small_reference: the embedded reference holds few showers for its number of cells (a Geant4
     stand-in too slow to make large), so models regularise more in their quick presets.
     challenge_key: the dataset's name in the CaloChallenge 2022 published results ("" if none).
+    quick_events: events of the embedded sample (its first ones) that the ``tiny`` smoke-test
+    preset uses (None: all of them).
+    recipe: how the benchmark reference is built when it is too large to embed (None: the
+    embedded sample is the benchmark reference); see calobench.datasets.benchmark_reference.
     """
 
     name: str
@@ -84,6 +89,8 @@ class Dataset:
     position_conditions: tuple[str, ...] = ()
     small_reference: bool = False
     challenge_key: str = ""
+    recipe: ReferenceRecipe | None = None
+    quick_events: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.condition_units) != len(self.conditions):
@@ -104,6 +111,17 @@ class Dataset:
     @property
     def has_embedded(self) -> bool:
         return self.embedded_path.is_file()
+
+    @property
+    def built_path(self) -> Path | None:
+        """The verified, cached benchmark reference built from the recipe (None: not built or no recipe)."""
+        return built_path(self.name, self.version, self.recipe)
+
+    @property
+    def reference_path(self) -> Path:
+        """The file the benchmark ranks against: the built reference when there is one, else the
+        embedded sample (which, for a dataset with a recipe, is the recipe's first events)."""
+        return self.built_path or self.embedded_path
 
     def shower_axis(self, conditions: Mapping[str, np.ndarray], rng: np.random.Generator,
                     n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -127,6 +145,9 @@ class Dataset:
             "energy_range_MeV": list(self.energy_range),
             "reference": self.reference,
             "embedded": self.has_embedded,
+            "benchmark_reference": ("embedded" if self.recipe is None else
+                                    f"built from recipe ({self.recipe.events} events): "
+                                    + ("cached" if self.built_path else "not built")),
             "seed_document": self.seed_document,
             "version": self.version,
             "geometry": geometry.summary(),
@@ -238,14 +259,19 @@ def open_showers(path: str | Path, dataset: str | None = None) -> ShowerSet:
     return open_dataset_file(path, dataset).showerset()
 
 
-def load_reference(name: str) -> ShowerSet:
-    """The embedded reference sample of a dataset as a file-backed ShowerSet."""
+def load_reference(name: str, embedded: bool = False) -> ShowerSet:
+    """The reference sample of a dataset as a file-backed ShowerSet.
+
+    The benchmark reference built from the dataset's recipe when it is cached, else the
+    embedded sample; ``embedded=True`` always gives the embedded sample.
+    """
     dataset = get_dataset(name)
-    if not dataset.has_embedded:
+    path = dataset.embedded_path if embedded else dataset.reference_path
+    if not path.is_file():
         raise CalobenchError(
-            f"dataset {name}: no embedded reference sample in this installation; "
-            f"make one with `calobench simulate --dataset {name} -n N -o FILE` or pass a file path")
-    return open_showers(dataset.embedded_path, name)
+            f"dataset {name}: no embedded reference sample in this installation; pass --reference FILE "
+            f"(make one with `calobench simulate --dataset {name} -n N -o FILE`)")
+    return open_showers(path, name)
 
 
 __all__ = [

@@ -46,7 +46,13 @@ def benchmark_version(dataset: str, reference: str | Path | None = None) -> str:
     even when the dataset's version string was not bumped.
     """
     ds = get_dataset(dataset)
-    fingerprint = reference_fingerprint(reference if reference is not None else ds.embedded_path)
+    built = ds.built_path
+    if ds.recipe is not None and built is not None and (reference is None or Path(reference) == built):
+        # a reference built from the recipe: its content fingerprint (the file's bytes hold
+        # machine-dependent timing provenance)
+        fingerprint = ds.recipe.fingerprint[:8]
+    else:
+        fingerprint = reference_fingerprint(reference if reference is not None else ds.embedded_path)
     data = f"data-v{ds.version}" + (f"-{fingerprint}" if fingerprint else "")
     return f"{dataset}/{data}/metrics-v{metrics_version()}"
 

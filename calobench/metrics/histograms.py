@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from calobench.data.showerset import ShowerSet
-from calobench.metrics import binning
+from calobench.metrics import binning, equivalent_statistics
 from calobench.metrics.distances import DISTANCES
 from calobench.metrics.features import FeatureExtractor
 from calobench.metrics.result import Result
@@ -212,7 +212,15 @@ class HistogramStage(Stage):
         result.add("sep_mean", float(np.nanmean(seps)),
                    float(np.sqrt(np.nansum([result.metrics[f"sep_{n}"]["std"] ** 2 for n in states])) / len(states)),
                    float(np.nanmean([result.metrics[f"sep_{n}"]["floor"] for n in states])))
+        fx = self.extractor
+        columns = list(fx.index.values())
+        reference_table = self.tables.array(REFERENCE)[:, columns]
+        distance, noise = equivalent_statistics.ks_excess(self.tables.array(GENERATED)[:, columns], reference_table)
+        combined, worst, per_feature = equivalent_statistics.summary(distance, noise, cap=float(len(reference_table)))
+        result.add("g4_equivalent_events", combined)
+        result.add("g4_equivalent_events_min", worst)
+        result.info = {"g4_equivalent_events": {name: float(v) for name, v in zip(fx.index, per_feature)}}
         holds = (f"feature tables, {self.tables.nbytes / 1e6:.1f} MB; "
                  f"{len(states)} histograms x {self.replicas + 3} rows")
-        result.info = {"stages": {self.name: {"holds": holds}}}
+        result.info["stages"] = {self.name: {"holds": holds}}
         return result
