@@ -134,6 +134,32 @@ def bootstrap_distances(gen: HistogramState, ref: HistogramState) -> dict[str, d
     return out
 
 
+def display_histograms(generated: np.ndarray, reference: np.ndarray, bins: int = 50) -> dict | None:
+    """Histograms for the report on edges that cover both samples (their 0.1-99.9 % quantiles),
+    log-spaced when the range is positive and spans more than two decades, with the entries
+    outside counted as underflow / overflow. None when both samples are one and the same
+    constant (a panel that could carry no information). Not used by any metric."""
+    g, r = generated[np.isfinite(generated)], reference[np.isfinite(reference)]
+    if len(g) == 0 or len(r) == 0:
+        return None
+    both = np.concatenate([g, r])
+    if both.min() == both.max():
+        return None
+    lo = min(np.quantile(g, 0.001), np.quantile(r, 0.001))
+    hi = max(np.quantile(g, 0.999), np.quantile(r, 0.999))
+    if not hi > lo:
+        lo, hi = float(both.min()), float(both.max())
+    log = lo > 0 and hi / lo > 100
+    edges = np.geomspace(lo, hi, bins + 1) if log else np.linspace(lo, hi, bins + 1)
+    out = {"edges": edges, "log_x": bool(log)}
+    for label, values in (("generated", g), ("reference", r)):
+        out[label] = np.histogram(values, edges)[0].astype(np.float64)
+        # np.histogram's last bin is closed: entries equal to hi are inside
+        out[f"{label}_underflow"] = int(np.sum(values < lo))
+        out[f"{label}_overflow"] = int(np.sum(values > hi))
+    return out
+
+
 def spectrum_edges(extractor: FeatureExtractor, reference: Iterable[ShowerSet]) -> dict[str, np.ndarray]:
     """Edges of every per-cell spectrum, from one pass over the reference chunks (the largest
     value of each spectrum sets the top of the energy spectra)."""
@@ -200,6 +226,7 @@ class HistogramStage(Stage):
 
     def compute(self) -> Result:
         states = self._feature_states()
+        gen_table, ref_table = self.tables.array(GENERATED), self.tables.array(REFERENCE)
         for name in self.extractor.spectra:
             states[name] = [self.spectra[GENERATED][name], self.spectra[REFERENCE][name]]
         result = Result()
@@ -209,14 +236,16 @@ class HistogramStage(Stage):
                 result.add(f"{kind}_{name}", d["value"], d["std"], d["floor"])
             seps.append(result.value(f"sep_{name}"))
             result.histograms[name] = {"edges": r.edges, "generated": g.nominal.copy(), "reference": r.nominal.copy()}
+            if name in self.extractor.index:
+                column = self.extractor.index[name]
+                result.histograms[name]["display"] = display_histograms(gen_table[:, column], ref_table[:, column])
         result.add("sep_mean", float(np.nanmean(seps)),
                    float(np.sqrt(np.nansum([result.metrics[f"sep_{n}"]["std"] ** 2 for n in states])) / len(states)),
                    float(np.nanmean([result.metrics[f"sep_{n}"]["floor"] for n in states])))
         fx = self.extractor
         columns = list(fx.index.values())
-        reference_table = self.tables.array(REFERENCE)[:, columns]
-        distance, noise = equivalent_statistics.ks_excess(self.tables.array(GENERATED)[:, columns], reference_table)
-        combined, worst, per_feature = equivalent_statistics.summary(distance, noise, cap=float(len(reference_table)))
+        distance, noise = equivalent_statistics.ks_excess(gen_table[:, columns], ref_table[:, columns])
+        combined, worst, per_feature = equivalent_statistics.summary(distance, noise, cap=float(len(ref_table)))
         result.add("g4_equivalent_events", combined)
         result.add("g4_equivalent_events_min", worst)
         result.info = {"g4_equivalent_events": {name: float(v) for name, v in zip(fx.index, per_feature)}}

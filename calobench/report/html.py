@@ -62,10 +62,14 @@ def write_report(result, out_dir: str | Path) -> Path:
             fits[label] = {p: result.metrics.get(f"resolution_{p}_{label}", {}).get("value", float("nan"))
                            for p in ("a", "b", "c")}
         images.append(("Energy response and resolution", _png(plots.response_resolution(result.response, fits))))
-    for name in _chosen_features(list(result.histograms)):
+    drawable = [name for name, h in result.histograms.items() if not ("display" in h and h["display"] is None)]
+    for name in _chosen_features(drawable):
         h = result.histograms[name]
         sep = result.metrics.get(f"sep_{name}", {}).get("value")
-        images.append((name, _png(plots.feature_histogram(name, h["edges"], h["generated"], h["reference"], sep))))
+        shown = h.get("display") or h  # display edges cover both samples; spectra keep the metric's bins
+        outside = {k: v for k, v in shown.items() if k.endswith(("_underflow", "_overflow"))}
+        images.append((name, _png(plots.feature_histogram(name, shown["edges"], shown["generated"], shown["reference"],
+                                                          sep, log_x=shown.get("log_x"), outside=outside))))
     sections.append("<h2>Plots</h2>" + "".join(
         f"<figure><img src='data:image/png;base64,{b64}'/><figcaption>{html.escape(title)}</figcaption></figure>"
         for title, b64 in images))

@@ -21,30 +21,47 @@ def use_style() -> None:
     plt.rcParams.update({"font.size": 13, "figure.dpi": 80})
 
 
-def feature_histogram(name: str, edges: np.ndarray, gen: np.ndarray, ref: np.ndarray, sep: float | None = None):
-    """Normalised histograms of one feature with the generated / reference ratio below."""
+def feature_histogram(name: str, edges: np.ndarray, gen: np.ndarray, ref: np.ndarray, sep: float | None = None,
+                      log_x: bool | None = None, outside: dict | None = None):
+    """Normalised histograms of one feature with the generated / reference ratio below.
+
+    edges (nbins + 1,), gen / ref (nbins,) counts. log_x: None decides from the edges.
+    outside: {"generated_underflow": n, "generated_overflow": n, "reference_...": n}, entries
+    beyond the edges, written on the plot (never folded into the edge bins).
+    """
+    from calobench.metrics.features.labels import axis_label
+
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(6.5, 6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    g = gen / max(gen.sum(), 1e-300)
-    r = ref / max(ref.sum(), 1e-300)
+    total_g = gen.sum() + sum((outside or {}).get(f"generated_{k}", 0) for k in ("underflow", "overflow"))
+    total_r = ref.sum() + sum((outside or {}).get(f"reference_{k}", 0) for k in ("underflow", "overflow"))
+    g = gen / max(total_g, 1e-300)
+    r = ref / max(total_r, 1e-300)
     mplhep.histplot(r, edges, ax=ax, histtype="fill", alpha=0.25, **REF_STYLE)
     mplhep.histplot(g, edges, ax=ax, histtype="step", lw=2, **GEN_STYLE)
     ax.set_ylabel("fraction of entries")
-    if np.all(edges > 0) and edges[-1] / edges[0] > 100:
+    if log_x is None:
+        log_x = bool(np.all(edges > 0) and edges[-1] / edges[0] > 100)
+    if log_x:
         ax.set_xscale("log")
     if (r > 0).sum() > 2 and r[r > 0].max() / r[r > 0].min() > 1e3:
         ax.set_yscale("log")
     title = name if sep is None else f"{name}  (separation power {sep:.3g})"
     ax.set_title(title, fontsize=12)
     ax.legend(fontsize=11)
+    if outside and any(outside.values()):
+        text = "\n".join(f"{side}: gen {outside.get(f'generated_{side}', 0)}, ref {outside.get(f'reference_{side}', 0)}"
+                         for side in ("underflow", "overflow") if outside.get(f"generated_{side}", 0)
+                         or outside.get(f"reference_{side}", 0))
+        ax.text(0.02, 0.97, text, transform=ax.transAxes, fontsize=9, va="top")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(r > 0, g / r, np.nan)
         err = np.where((gen > 0) & (ref > 0), ratio * np.sqrt(1 / np.maximum(gen, 1) + 1 / np.maximum(ref, 1)), np.nan)
-    centres = 0.5 * (edges[1:] + edges[:-1])
+    centres = np.sqrt(edges[1:] * edges[:-1]) if log_x else 0.5 * (edges[1:] + edges[:-1])
     rax.errorbar(centres, ratio, yerr=err, fmt="o", ms=3, color="tab:red")
     rax.axhline(1.0, color="black", lw=1)
     rax.set_ylim(0.5, 1.5)
     rax.set_ylabel("gen / ref")
-    rax.set_xlabel(name)
+    rax.set_xlabel(axis_label(name))
     fig.tight_layout()
     return fig
 
@@ -52,16 +69,19 @@ def feature_histogram(name: str, edges: np.ndarray, gen: np.ndarray, ref: np.nda
 def average_showers(geometry, gen_mean: np.ndarray, ref_mean: np.ndarray):
     """Average shower of both samples: longitudinal profile and an image (grid: summed over
     depth, y vs x; cylindrical: summed over alpha, layer vs r bin)."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
     slices = geometry.layer_slices
-    lg = np.array([gen_mean[s].sum() for s in slices])
-    lr = np.array([ref_mean[s].sum() for s in slices])
-    x = np.arange(len(slices))
-    axes[0].step(x, lr, where="mid", **REF_STYLE)
-    axes[0].step(x, lg, where="mid", **GEN_STYLE)
-    axes[0].set_xlabel("layer")
-    axes[0].set_ylabel("mean energy [MeV]")
-    axes[0].legend(fontsize=11)
+    profile = len(slices) > 1  # a one-layer readout has no longitudinal profile to draw
+    fig, axes = plt.subplots(1, 3 if profile else 2, figsize=(16 if profile else 11, 5))
+    if profile:
+        lg = np.array([gen_mean[s].sum() for s in slices])
+        lr = np.array([ref_mean[s].sum() for s in slices])
+        x = np.arange(len(slices))
+        axes[0].step(x, lr, where="mid", **REF_STYLE)
+        axes[0].step(x, lg, where="mid", **GEN_STYLE)
+        axes[0].set_xlabel("layer")
+        axes[0].set_ylabel("mean energy per layer [MeV]")
+        axes[0].legend(fontsize=11)
+    image_axes = axes[1:] if profile else axes
     if geometry.kind == "grid":
         shape = geometry.shape
         images = [m.reshape(shape).sum(axis=0) for m in (ref_mean, gen_mean)]
@@ -79,7 +99,7 @@ def average_showers(geometry, gen_mean: np.ndarray, ref_mean: np.ndarray):
     vmin = max(vmax * 1e-5, 1e-6)
     from matplotlib.colors import LogNorm
 
-    for ax, img, title in zip(axes[1:], images, ("reference", "generated")):
+    for ax, img, title in zip(image_axes, images, ("reference", "generated")):
         im = ax.imshow(np.clip(img, vmin, None), origin="lower", aspect="auto", norm=LogNorm(vmin=vmin, vmax=vmax))
         ax.set_title(f"average shower, {title}", fontsize=12)
         ax.set_xlabel(labels[0])
