@@ -61,3 +61,12 @@ def test_labels_have_units():
     assert feature_label("some_new_feature") == ("some_new_feature", "")
     for name in ("ec_eta_12", "sparsity_0", "profile_radial", "bary_phi", "e_layer_44"):
         assert feature_label(name)[0] != name
+
+
+def test_unconstrained_resolution_fits_are_marked():
+    from calobench.metrics.resolution import unreliable_fit
+
+    assert unreliable_fit({"value": 2.62e-10, "std": 1.095e7}, "b").startswith("fit uncertainty")
+    assert unreliable_fit({"value": float("nan"), "std": float("nan")}, "a") == "fit did not converge"
+    assert unreliable_fit({"value": 0.02, "std": 0.001}, "a") == ""
+    assert unreliable_fit({"value": 0.0, "std": 0.0}, "c") == ""

@@ -93,6 +93,19 @@ def fit_resolution(energy_mev: np.ndarray, rel: np.ndarray, rel_err: np.ndarray,
     return {k: float(v) for k, v in out.items()}
 
 
+def unreliable_fit(metric: dict, parameter: str) -> str:
+    """Why a fitted resolution term (value, std) cannot be read ("" when it can): the fit
+    failed, or its uncertainty exceeds the fitted value (a term the data do not constrain)."""
+    value, std = metric["value"], metric["std"]
+    if not (np.isfinite(value) and np.isfinite(std)):
+        return "fit did not converge"
+    if parameter == "c" and value == 0.0 and std == 0.0:
+        return ""  # the noise term was not fitted (fewer than 4 energy bins)
+    if std > abs(value):
+        return f"fit uncertainty {std:.3g} exceeds the value {value:.3g}"
+    return ""
+
+
 class ResolutionStage(Stage):
     """``resolution``: ``resolution_{a,b,c}_{gen,ref,diff}`` (fit errors as std, in quadrature for
     diff), ``response_max_diff`` and ``resolution_max_diff`` (the largest per-bin difference of the
@@ -129,6 +142,14 @@ class ResolutionStage(Stage):
             result.add(f"resolution_{p}_gen", g[p], g[f"{p}_err"])
             result.add(f"resolution_{p}_ref", r[p], r[f"{p}_err"])
             result.add(f"resolution_{p}_diff", g[p] - r[p], float(np.hypot(g[f"{p}_err"], r[f"{p}_err"])))
+            # a difference is unreliable when either fit is (it may well be small against its error)
+            reasons = {label: unreliable_fit(result.metrics[f"resolution_{p}_{label}"], p) for label in ("gen", "ref")}
+            for label, reason in reasons.items():
+                if reason:
+                    result.metrics[f"resolution_{p}_{label}"]["unreliable"] = reason
+            if any(reasons.values()):
+                result.metrics[f"resolution_{p}_diff"]["unreliable"] = "; ".join(
+                    f"{label}: {reason}" for label, reason in reasons.items() if reason)
         rg, rr = result.response["gen"], result.response["ref"]
         ok = (rg["n"] > 1) & (rr["n"] > 1)
         if ok.any():

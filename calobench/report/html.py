@@ -33,6 +33,17 @@ def _chosen_features(names: list[str]) -> list[str]:
     return first + per_layer[::stride][:room]
 
 
+def _flag(metric: dict) -> str:
+    """What a reader must know about a value: failed, unreliable, or within its floor."""
+    if metric.get("failed"):
+        return f"failed: {metric['failed']}"
+    if metric.get("unreliable"):
+        return f"unreliable: {metric['unreliable']}"
+    if metric.get("within_floor"):
+        return "within floor"
+    return ""
+
+
 def write_report(result, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` (folder created if its parent exists); returns its path."""
     from calobench.datasets import get_geometry
@@ -49,9 +60,9 @@ def write_report(result, out_dir: str | Path) -> Path:
     for name, m in result.metrics.items():
         fmt = lambda v: "" if v is None or not math.isfinite(v) else f"{v:.5g}"  # noqa: E731
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{fmt(m['value'])}</td><td>{fmt(m.get('std'))}</td>"
-                    f"<td>{fmt(m.get('floor'))}</td></tr>")
+                    f"<td>{fmt(m.get('floor'))}</td><td>{html.escape(_flag(m))}</td></tr>")
     sections.append("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>&plusmn;</th>"
-                    "<th>floor (ref vs ref)</th></tr>" + "".join(rows) + "</table>")
+                    "<th>floor (ref vs ref)</th><th>note</th></tr>" + "".join(rows) + "</table>")
     images = []
     if result.averages.get("generated") is not None and geometry.is_voxel:
         images.append(("Average showers", _png(plots.average_showers(
