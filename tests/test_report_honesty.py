@@ -70,3 +70,26 @@ def test_unconstrained_resolution_fits_are_marked():
     assert unreliable_fit({"value": float("nan"), "std": float("nan")}, "a") == "fit did not converge"
     assert unreliable_fit({"value": 0.02, "std": 0.001}, "a") == ""
     assert unreliable_fit({"value": 0.0, "std": 0.0}, "c") == ""
+
+
+def test_per_energy_views_bin_by_incident_energy():
+    from calobench.metrics.resolution import per_energy_histograms
+
+    rng = np.random.default_rng(0)
+    e = rng.uniform(100, 3000, 6000)
+    ref = np.stack([e, rng.normal(0.95, 0.02, 6000)], axis=1)
+    gen = np.stack([e, rng.normal(0.95, 0.02, 6000) * np.where(e > 2500, 1.05, 1.0)], axis=1)
+    views = per_energy_histograms(gen, ref, bins=6)
+    assert len(views) == 6
+    assert views[0]["range_MeV"][0] == pytest.approx(e.min()) and views[-1]["range_MeV"][1] == pytest.approx(e.max())
+    total = sum(v["histograms"]["reference"].sum() + v["histograms"]["reference_underflow"]
+                + v["histograms"]["reference_overflow"] for v in views)
+    assert total == 6000
+
+    def peak(view, label):
+        h = view["histograms"]
+        return 0.5 * (h["edges"][1:] + h["edges"][:-1])[np.argmax(h[label])]
+
+    assert peak(views[-1], "generated") / peak(views[-1], "reference") > 1.03  # the distorted top bin shows
+    assert peak(views[0], "generated") / peak(views[0], "reference") == pytest.approx(1.0, abs=0.02)
+    assert per_energy_histograms(gen, np.stack([np.full(10, 500.0), np.ones(10)], axis=1)) == []

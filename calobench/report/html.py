@@ -73,6 +73,9 @@ def write_report(result, out_dir: str | Path) -> Path:
             fits[label] = {p: result.metrics.get(f"resolution_{p}_{label}", {}).get("value", float("nan"))
                            for p in ("a", "b", "c")}
         images.append(("Energy response and resolution", _png(plots.response_resolution(result.response, fits))))
+        views = result.response.get("per_energy") or []
+        if any(v["histograms"] is not None for v in views):
+            images.append(("E_tot / E_inc in bins of incident energy", _png(plots.per_energy(views))))
     drawable = [name for name, h in result.histograms.items() if not ("display" in h and h["display"] is None)]
     for name in _chosen_features(drawable):
         h = result.histograms[name]

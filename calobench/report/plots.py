@@ -133,3 +133,31 @@ def response_resolution(response: dict, fits: dict):
     axes[1].set_ylabel(r"$\sigma/E$")
     fig.tight_layout()
     return fig
+
+
+def per_energy(views: list[dict], name: str = "etot_einc"):
+    """One panel per incident-energy bin: normalised histograms of ``name`` of both samples.
+    views: calobench.metrics.resolution.per_energy_histograms items."""
+    from calobench.metrics.features.labels import axis_label
+
+    shown = [v for v in views if v["histograms"] is not None]
+    cols = min(3, len(shown))
+    rows = (len(shown) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(shown):]:
+        ax.set_visible(False)
+    for ax, view in zip(axes.flat, shown):
+        h = view["histograms"]
+        total = {label: h[label].sum() + h[f"{label}_underflow"] + h[f"{label}_overflow"]
+                 for label in ("generated", "reference")}
+        mplhep.histplot(h["reference"] / max(total["reference"], 1), h["edges"], ax=ax, histtype="fill", alpha=0.25,
+                        **REF_STYLE)
+        mplhep.histplot(h["generated"] / max(total["generated"], 1), h["edges"], ax=ax, histtype="step", lw=2,
+                        **GEN_STYLE)
+        lo, hi = view["range_MeV"]
+        ax.set_title(f"E_inc {lo / 1e3:.3g}-{hi / 1e3:.3g} GeV", fontsize=11)
+        ax.set_xlabel(axis_label(name), fontsize=11)
+        ax.set_ylabel("fraction of entries", fontsize=11)
+    axes.flat[0].legend(fontsize=10)
+    fig.tight_layout()
+    return fig
