@@ -48,9 +48,10 @@ def _flat(entry: dict) -> dict:
     return row
 
 
-def sourced_entries(dataset: str, user_dir: str | Path | None = None, curated: bool = True) -> list[tuple[str, dict]]:
-    """(source, entry) of the curated leaderboard (when ``curated``) and of ``user_dir``
-    (default: calobench.leaderboard.locations.user_dir())."""
+def sourced_entries(dataset: str, user_dir: str | Path | None = None, curated: bool = True,
+                    yours: bool = True) -> list[tuple[str, dict]]:
+    """(source, entry) of the curated leaderboard (when ``curated``) and of ``user_dir`` (when
+    ``yours``; default folder: calobench.leaderboard.locations.user_dir())."""
     from calobench.leaderboard.locations import curated_dir
     from calobench.leaderboard.locations import user_dir as default_user_dir
 
@@ -58,15 +59,18 @@ def sourced_entries(dataset: str, user_dir: str | Path | None = None, curated: b
     shipped = curated_dir() if curated else None
     if shipped is not None:
         out += [("curated", e) for e in read_entries(shipped, dataset)]
-    yours = Path(user_dir) if user_dir is not None else default_user_dir()
-    if shipped is None or yours.resolve() != shipped.resolve():
-        out += [("yours", e) for e in read_entries(yours, dataset)]
+    folder = Path(user_dir) if user_dir is not None else default_user_dir()
+    if yours and (shipped is None or folder.resolve() != shipped.resolve()):
+        out += [("yours", e) for e in read_entries(folder, dataset)]
     return out
 
 
-def table(dataset: str, user_dir: str | Path | None = None, curated: bool = True, version: str | None = None):
+def table(dataset: str, user_dir: str | Path | None = None, curated: bool = True, yours: bool = True,
+          version: str | None = None):
     """The leaderboard of ``dataset`` as a pandas DataFrame (see the module docstring), best first.
 
+    user_dir: your folder (default: $CALOBENCH_LEADERBOARD_DIR, else the per-user data folder);
+    curated / yours: include the curated rows / your rows.
     version: the benchmark version to rank (default: calobench's current one for this dataset).
     """
     import pandas as pd
@@ -76,7 +80,7 @@ def table(dataset: str, user_dir: str | Path | None = None, curated: bool = True
 
     get_dataset(dataset)
     current = version or benchmark_version(dataset)
-    sourced = sourced_entries(dataset, user_dir, curated)
+    sourced = sourced_entries(dataset, user_dir, curated, yours)
     newest: dict[tuple, str] = {}
     for source, e in sourced:
         key = _run_key(source, e)
