@@ -15,20 +15,29 @@ CURATED_SOURCE = Path(__file__).resolve().parent / "leaderboards"
 CURATED_TARGET = Path("calobench") / "leaderboard" / "curated"
 
 
+def copy_curated(build_lib: str | Path) -> list[Path]:
+    """Copy leaderboards/schema.json and leaderboards/<dataset>/*.json to <build_lib>/calobench/leaderboard/curated/."""
+    target = Path(build_lib) / CURATED_TARGET
+    if target.exists():
+        shutil.rmtree(target)
+    copied = []
+    for source in sorted(CURATED_SOURCE.rglob("*.json")):
+        relative = source.relative_to(CURATED_SOURCE)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # temporary files of an interrupted writer
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target / relative)
+        copied.append(target / relative)
+    return copied
+
+
 class build_py_with_curated(build_py):
-    """build_py, then copy leaderboards/schema.json and leaderboards/<dataset>/*.json into the package."""
+    """build_py, then the curated leaderboard as package data."""
 
     def run(self) -> None:
         super().run()
-        target = Path(self.build_lib) / CURATED_TARGET
-        if target.exists():
-            shutil.rmtree(target)
-        for source in sorted(CURATED_SOURCE.rglob("*.json")):
-            relative = source.relative_to(CURATED_SOURCE)
-            if any(part.startswith(".") for part in relative.parts):
-                continue  # temporary files of an interrupted writer
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target / relative)
+        copy_curated(self.build_lib)
 
 
-setup(cmdclass={"build_py": build_py_with_curated})
+if __name__ == "__main__":  # setuptools' build backend runs this file as __main__
+    setup(cmdclass={"build_py": build_py_with_curated})

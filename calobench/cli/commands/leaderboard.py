@@ -145,7 +145,7 @@ def _validate(args: argparse.Namespace) -> int:
         bad += len(problems)
         if not args.json:
             entries = sum(1 for name in report if "/" in name)
-            console.print(f"{label} {folder}: {entries} entry files, "
+            print(f"{label} {folder}: {entries} entry files, "
                           + (f"{len(problems)} with problems" if problems else "all valid"))
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -157,13 +157,13 @@ def _migrate(args: argparse.Namespace) -> int:
 
     folder = Path(args.leaderboard_dir) if args.leaderboard_dir else user_dir()
     if not args.leaderboard_dir and not folder.is_dir():
-        console.print(f"{folder}: no leaderboard folder yet, nothing to migrate")
+        print(f"{folder}: no leaderboard folder yet, nothing to migrate")
         return 0
     done = migrate_directory(folder)
     for name, count in done.items():
-        console.print(f"{folder / name}: {count} entries -> {folder / Path(name).stem}/<id>.json; old file removed")
+        print(f"{folder / name}: {count} entries -> {folder / Path(name).stem}/<id>.json; old file removed")
     if not done:
-        console.print(f"{folder}: already in the one-file-per-entry layout, nothing to migrate")
+        print(f"{folder}: already in the one-file-per-entry layout, nothing to migrate")
     return 0
 
 
@@ -183,7 +183,7 @@ def _submit(args: argparse.Namespace) -> int:
     if not board.is_dir():
         raise CalobenchError(f"{args.to}: --to: not a calobench checkout (no leaderboards/ folder)")
     target = write_entry_file(dataset_dir(board, entry["dataset"]), entry)
-    console.print(f"copied {source} to {target}; now `git -C {args.to} add {target.relative_to(Path(args.to))}` "
+    print(f"copied {source} to {target}; now `git -C {args.to} add {target.relative_to(Path(args.to))}` "
                   "and open a pull request")
     return 0
 
