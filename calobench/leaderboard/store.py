@@ -57,6 +57,19 @@ def _check_date(value: object) -> bool:
     return True
 
 
+def _inline_refs(node: object, defs: dict) -> object:
+    """The schema with every local '#/$defs/NAME' reference replaced by its definition (this schema
+    has no recursive definitions); validating then resolves no reference, about twice as fast."""
+    if isinstance(node, dict):
+        rest = {k: _inline_refs(v, defs) for k, v in node.items() if k not in ("$defs", "$ref")}
+        if "$ref" in node:
+            return {**_inline_refs(defs[node["$ref"].removeprefix("#/$defs/")], defs), **rest}
+        return rest
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
 @lru_cache(maxsize=1)
 def _validator():
     """A schema validator whose 'date-time' and 'date' formats are really checked (jsonschema's own
@@ -67,7 +80,7 @@ def _validator():
     checker.checks("date-time", raises=ValueError)(_check_date_time)
     checker.checks("date", raises=ValueError)(_check_date)
     cls = jsonschema.validators.validator_for(schema())
-    return cls(schema(), format_checker=checker)
+    return cls(_inline_refs(schema(), schema().get("$defs", {})), format_checker=checker)
 
 
 def _where(error) -> str:
