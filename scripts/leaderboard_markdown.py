@@ -25,7 +25,7 @@ def _version(dataset: str, choice: str) -> str:
         return benchmark_version(dataset)
     if choice == "newest":
         frame = table(dataset, yours=False)
-        return frame.sort_values("date")["benchmark_version"].iloc[-1]
+        return frame.sort_values("date")["benchmark_version"].iloc[-1] if len(frame) else benchmark_version(dataset)
     return choice
 
 
