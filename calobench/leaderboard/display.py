@@ -42,8 +42,8 @@ def time_text(row, device: str = "cpu", batch: str = "1") -> str:
     value = row.get(f"ms_{device}_bs{batch}")
     threads = row.get(f"threads_{device}")
     if _missing(value):
-        measured = any(not _missing(row.get(f"ms_{device}_bs{b}")) for b in ("1", "100", "10000"))
-        return "skipped" if measured else ""
+        skipped = row.get(f"ms_{device}_bs{batch}_skipped")
+        return "skipped" if isinstance(skipped, str) else ""
     text = f"{value:.3g}"
     if not _missing(threads):
         text += f" ({int(threads)} thr)"

@@ -11,7 +11,8 @@ from the user's own folder (``source`` "yours"). Columns:
   config hash and seed. Every run is kept; only the newest of such a group is ranked;
 - one column per metric value (``auc_high``), with ``<metric>_std`` and ``<metric>_floor``;
 - timing: ``geant4_ms_per_event``, ``ms_<device>_bs<batch>`` and ``ms_<device>_bs<batch>_std``
-  (missing where skipped), and ``threads_<device>``: the torch thread count of that timing.
+  (missing where not measured), ``ms_<device>_bs<batch>_skipped`` (why a batch size was skipped),
+  and ``threads_<device>``: the torch thread count of that timing.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _flat(entry: dict) -> dict:
         for batch, t in info.get("batches", {}).items():
             row[f"ms_{device}_bs{batch}"] = t.get("ms_per_shower")
             row[f"ms_{device}_bs{batch}_std"] = t.get("std")
+            if "skipped" in t:
+                row[f"ms_{device}_bs{batch}_skipped"] = t["skipped"]
     return row
 
 
