@@ -19,7 +19,7 @@ from calobench.cli import main
 from calobench.errors import CalobenchError
 from calobench.leaderboard import (add_entry, benchmark_version, curated_dir, default_user_dir, failure, make_entry,
                                    migrate_directory, published_rows, rank, read_entries, read_leaderboard, schema,
-                                   score, table, user_dir, validate_directory, validate_entry)
+                                   score, table, user_dir, validate_directory, validate_entry, validation_errors)
 from calobench.leaderboard.store import STALE_S, TEMP_DIR, sweep_temp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -424,3 +424,25 @@ def test_setup_py_ships_the_curated_leaderboard(tmp_path):
         {p.relative_to(REPO / "leaderboards") for p in (REPO / "leaderboards").rglob("*.json")
          if not any(part.startswith(".") for part in p.relative_to(REPO / "leaderboards").parts)}
     assert validate_directory(target) and all(not v for v in validate_directory(target).values())
+
+
+@pytest.mark.parametrize("metric", [
+    {"value": 1, "std": 2}, {"value": None, "std": None, "floor": 0.5, "within_floor": True},
+    {"value": None, "std": None, "failed": "x"}, {"value": True, "std": None}, {"value": 0.1},
+    {"value": 0.1, "std": 0.1, "extra": 1}, {"value": 0.1, "std": 0.1, "failed": ""},
+    {"value": 0.1, "std": 0.1, "within_floor": 1}, {"value": "0.1", "std": 0.1}, {"value": [0.1], "std": 0.1},
+    {"value": 0.1, "std": False}, {"value": 0.1, "std": 0.1, "floor": {}}, [0.1], "0.1", None,
+])
+def test_fast_metric_check_agrees_with_the_schema(metric):
+    """validation_errors skips jsonschema for metrics that the fast check accepts: it must accept
+    exactly what the schema's metric definition accepts."""
+    import jsonschema
+
+    from calobench.leaderboard.store import METRIC_SCHEMA, _metric_is_valid
+
+    assert schema()["$defs"]["metric"] == METRIC_SCHEMA  # else the fast path is off
+    by_schema = jsonschema.Draft202012Validator({"$defs": schema()["$defs"], "$ref": "#/$defs/metric"}).is_valid(metric)
+    assert _metric_is_valid(metric) == by_schema
+    entry = _entry()
+    entry["metrics"]["probe"] = metric
+    assert (not validation_errors(entry)) == by_schema
