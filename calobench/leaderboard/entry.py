@@ -18,6 +18,7 @@ from pathlib import Path
 
 from calobench.datasets import get_dataset
 from calobench.hardware import cpu_name
+from calobench.leaderboard.store import SCHEMA_VERSION
 from calobench.version import __version__
 
 
@@ -104,8 +105,6 @@ def make_entry(*, model: str, family: str, seed_document: str, preset: str, para
                reference: str = "", reference_path: str | Path | None = None) -> dict:
     """A leaderboard entry (see schema.json): schema version, dataset, a new unique id, benchmark
     version, metrics (name -> {value, std[, floor]}), timing, provenance."""
-    from calobench.leaderboard.store import SCHEMA_VERSION
-
     now = datetime.now(timezone.utc).replace(microsecond=0)
     date = now.isoformat()
     chash = config_hash({"model": model, "dataset": dataset, "preset": preset, "config": config,
