@@ -12,7 +12,8 @@ Steps (``run_benchmark``):
    to ``<out>/generated.h5`` in the dataset's layout;
 5. calobench.api.compare evaluates generated against the test split (``<out>/metrics.json``);
 6. generation is timed on every available device (calobench.timing);
-7. an entry is added to ``<leaderboard_dir>/<dataset>.json``.
+7. an entry is added as ``<leaderboard_dir>/<dataset>/<entry-id>.json`` (default: the user's
+   leaderboard folder, calobench.leaderboard.locations.user_dir(); never the curated one).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calobench.api import compare, load, save
-from calobench.data.validation import check_int_option, check_output_dir, check_output_file
+from calobench.data.validation import check_int_option, check_output_dir
 from calobench.errors import CalobenchError
 from calobench.hardware import check_device
 from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
@@ -59,7 +60,9 @@ TIMING = {
 @dataclass
 class RunOptions:
     """What to run. reference: a shower file instead of the dataset's embedded sample.
-    out: the run folder (default runs/<dataset>/<model>-<preset>-seed<seed>)."""
+    out: the run folder (default runs/<dataset>/<model>-<preset>-seed<seed>).
+    leaderboard_dir: where the entry is recorded (default: $CALOBENCH_LEADERBOARD_DIR, else the
+    per-user data folder); None: no entry."""
 
     model: str
     dataset: str
@@ -70,7 +73,7 @@ class RunOptions:
     out: str | Path | None = None
     resume: bool = False
     reference: str | Path | None = None
-    leaderboard_dir: str | Path | None = "leaderboards"
+    leaderboard_dir: str | Path | None = field(default_factory=lambda: _user_leaderboard_dir())
     progress: bool = True
     timing: bool = True
     overrides: dict = field(default_factory=dict)
@@ -89,6 +92,12 @@ class RunOptions:
         if self.out is not None:
             return Path(self.out)
         return Path("runs") / self.dataset / f"{self.model}-{self.preset}-seed{self.seed}"
+
+
+def _user_leaderboard_dir() -> Path:
+    from calobench.leaderboard.locations import user_dir
+
+    return user_dir()
 
 
 @dataclass
@@ -177,7 +186,7 @@ def run_benchmark(options: RunOptions) -> RunOutcome:
 
 
 def _run(options: RunOptions, default_threads: int) -> RunOutcome:
-    from calobench.leaderboard import leaderboard_path
+    from calobench.leaderboard import check_layout, dataset_dir
 
     cls = check_supported(options.model, options.dataset)
     if options.preset not in cls.presets:
@@ -193,8 +202,8 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     check_output_dir(out, "run: --out")
     if options.leaderboard_dir is not None:
         check_output_dir(options.leaderboard_dir, "run: --leaderboard-dir")
-        if Path(options.leaderboard_dir).is_dir():
-            check_output_file(leaderboard_path(options.leaderboard_dir, options.dataset), "run: --leaderboard-dir")
+        check_layout(options.leaderboard_dir, options.dataset)
+        check_output_dir(dataset_dir(options.leaderboard_dir, options.dataset), "run: --leaderboard-dir")
     check_device(options.device, "run: --device")
 
     t0 = time.perf_counter()
@@ -284,10 +293,10 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
         evaluation={"test_events": len(test), "compare_options": evaluation, "split_fractions": list(SPLIT_FRACTIONS)},
         command=options.command,
     )
+    write_json_atomic(out / "entry.json", entry)  # kept even if recording it fails
     leaderboard = None
     if options.leaderboard_dir is not None:
         leaderboard = add_entry(options.leaderboard_dir, options.dataset, entry)
-    write_json_atomic(out / "entry.json", entry)
     return RunOutcome(model, history, result, timing, entry, out, leaderboard, trained, seconds)
 
 

@@ -1,6 +1,11 @@
-"""Print the ranked leaderboards (current benchmark version) as Markdown tables, for the README.
+"""Print the ranked curated leaderboards as Markdown tables for the README, from the DataFrames of
+``calobench.leaderboard.table``.
 
-usage: python scripts/leaderboard_markdown.py [DATASET ...] [--dir leaderboards]
+usage: python scripts/leaderboard_markdown.py [DATASET ...] [--version current|newest|VERSION]
+
+--version: current (default) ranks calobench's current benchmark version; newest ranks the newest
+benchmark version that has entries (e.g. metrics-v1 rows not yet re-run); or name one. Times are CPU
+ms per shower with the torch thread count of the measurement.
 """
 
 from __future__ import annotations
@@ -8,48 +13,49 @@ from __future__ import annotations
 import argparse
 
 from calobench.datasets import dataset_names
-from calobench.leaderboard import benchmark_version, rank, read_leaderboard
+from calobench.leaderboard import benchmark_version, table
+from calobench.leaderboard.display import metric_text, time_text
+
+COLUMNS = ["rank", "model", "family", "params", "AUC high", "AUC low", "FPD", "sep E_tot/E_inc",
+           "ms @1", "ms @100", "ms @10000"]
 
 
-def _value(metric: dict | None, digits: int = 3) -> str:
-    if not metric or metric.get("value") is None:
+def _version(dataset: str, choice: str) -> str:
+    if choice == "current":
+        return benchmark_version(dataset)
+    if choice == "newest":
+        frame = table(dataset, yours=False)
+        return frame.sort_values("date")["benchmark_version"].iloc[-1] if len(frame) else benchmark_version(dataset)
+    return choice
+
+
+def markdown(dataset: str, choice: str = "current") -> str:
+    """The Markdown table of the ranked curated entries of ``dataset`` ('' when none)."""
+    version = _version(dataset, choice)
+    frame = table(dataset, yours=False, version=version)
+    frame = frame[frame["source"].eq("curated") & frame["rank"].notna()]
+    if frame.empty:
         return ""
-    text = f"{metric['value']:.{digits}g}"
-    if metric.get("std"):
-        text += f" ± {metric['std']:.1g}"
-    return text
-
-
-def _ms(entry: dict, batch: str) -> str:
-    t = entry["timing"]["devices"].get("cpu", {}).get("batches", {}).get(batch)
-    if not t:
-        return ""
-    return "skipped" if "skipped" in t else f"{t['ms_per_shower']:.3g}"
-
-
-def markdown(dataset: str, directory: str) -> str:
-    current = benchmark_version(dataset)
-    ranked, _ = rank(read_leaderboard(directory, dataset)["entries"], current)
-    lines = [f"**{dataset}** (`{current}`; CPU ms per shower, one thread)", "",
-             "| rank | model | family | params | AUC high | AUC low | FPD | sep E_tot/E_inc | ms @1 | ms @100 | ms @10000 |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r, e in ranked:
-        m = e["metrics"]
-        lines.append(f"| {r} | {e['model']} | {e['family']} | {e['parameters']:,} | {_value(m.get('auc_high'))} | "
-                     f"{_value(m.get('auc_low'))} | {_value(m.get('fpd'))} | {_value(m.get('sep_etot_einc'))} | "
-                     f"{_ms(e, '1')} | {_ms(e, '100')} | {_ms(e, '10000')} |")
+    lines = [f"**{dataset}** (`{version}`; CPU ms per shower, torch threads in brackets)", "",
+             "| " + " | ".join(COLUMNS) + " |", "| " + " | ".join("---" for _ in COLUMNS) + " |"]
+    for _, row in frame.iterrows():
+        cells = [str(int(row["rank"])), row["model"], row["family"], f"{int(row['parameters']):,}",
+                 metric_text(row, "auc_high", 3, floor=False), metric_text(row, "auc_low", 3, floor=False),
+                 metric_text(row, "fpd", 3, floor=False), metric_text(row, "sep_etot_einc", 3, floor=False),
+                 time_text(row, "cpu", "1"), time_text(row, "cpu", "100"), time_text(row, "cpu", "10000")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*")
-    parser.add_argument("--dir", default="leaderboards")
+    parser.add_argument("--version", default="current")
     args = parser.parse_args()
-    names = args.datasets or [d for d in dataset_names()]
-    for name in names:
-        if read_leaderboard(args.dir, name)["entries"]:
-            print(markdown(name, args.dir) + "\n")
+    for name in args.datasets or dataset_names():
+        text = markdown(name, args.version)
+        if text:
+            print(text + "\n")
 
 
 if __name__ == "__main__":

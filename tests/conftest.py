@@ -15,6 +15,15 @@ import pytest
 os.environ["CALOBENCH_DATA_DIR"] = tempfile.mkdtemp(prefix="calobench-test-data-")
 
 
+@pytest.fixture(autouse=True)
+def private_leaderboard_dir(tmp_path_factory, monkeypatch):
+    """Every test (and every CLI it starts) records leaderboard entries in a temporary folder,
+    never in the user's own (CALOBENCH_LEADERBOARD_DIR)."""
+    folder = tmp_path_factory.mktemp("user-leaderboard")
+    monkeypatch.setenv("CALOBENCH_LEADERBOARD_DIR", str(folder))
+    return folder
+
+
 @dataclass
 class CliResult:
     returncode: int

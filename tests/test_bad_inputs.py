@@ -328,6 +328,8 @@ def _cli_cases(f: Path, t: Path) -> dict[str, list[str]]:
         "run-leaderboard-entry-folder": ["run", "--model", "dcgan", "--dataset", GEOMETRY, "--preset", "tiny",
                                          "--out", str(t / "run"), "--leaderboard-dir", str(t / "lbfolder"),
                                          "--quiet"],
+        "run-leaderboard-old-layout": ["run", "--model", "dcgan", "--dataset", GEOMETRY, "--preset", "tiny",
+                                       "--out", str(t / "run"), "--leaderboard-dir", str(t / "oldlb"), "--quiet"],
         "run-epochs-negative": ["run", "--model", "dcgan", "--dataset", GEOMETRY, "--preset", "tiny",
                                 "--epochs", "-1", "--out", str(t / "run"), "--quiet"],
         "run-threads-0": ["run", "--model", "dcgan", "--dataset", GEOMETRY, "--preset", "tiny",
@@ -364,8 +366,12 @@ CLI_NAMES = list(_cli_cases(Path("f"), Path("t")))
 
 @pytest.mark.parametrize("name", CLI_NAMES)
 def test_bad_cli_options(tmp_path, files, name, capsys):
-    if name == "run-leaderboard-entry-folder":
-        (tmp_path / "lbfolder" / f"{GEOMETRY}.json").mkdir(parents=True)
+    if name == "run-leaderboard-entry-folder":  # the dataset's entry folder is a file
+        (tmp_path / "lbfolder").mkdir()
+        (tmp_path / "lbfolder" / GEOMETRY).write_text("")
+    if name == "run-leaderboard-old-layout":
+        (tmp_path / "oldlb").mkdir()
+        (tmp_path / "oldlb" / f"{GEOMETRY}.json").write_text('{"schema_version": "1.0", "entries": []}')
     before, before_files = _snapshot(tmp_path), _snapshot(files)
     _assert_one_line_error(capsys, main(_cli_cases(files, tmp_path)[name]))
     assert _snapshot(tmp_path) == before, name
@@ -513,8 +519,18 @@ def test_saved_model_loads_and_bad_one_fails_in_cli(tmp_path, saved_model, capsy
 
 
 # ---- leaderboard files (reading) -------------------------------------------------------
+def _curated_entry() -> dict:
+    """A valid entry (the first curated stcf11x11 one)."""
+    from calobench.leaderboard import curated_dir
+
+    return json.loads(sorted((curated_dir() / GEOMETRY).glob("*.json"))[0].read_text())
+
+
 def _break_leaderboard(kind: str, folder: Path) -> None:
-    target = folder / f"{GEOMETRY}.json"
+    entry = _curated_entry()
+    target = folder / GEOMETRY / f"{entry['id']}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(entry)
     if kind == "bytes":
         target.write_bytes(b'{"entries": "\xff\xfe"}')
     elif kind == "folder":
@@ -525,18 +541,40 @@ def _break_leaderboard(kind: str, folder: Path) -> None:
         target.write_text("[1, 2]")
     elif kind == "deep":
         target.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "nan-literal":
+        target.write_text(text.replace('"parameters": ', '"parameters": NaN, "x": ', 1))
+    elif kind == "huge-number":
+        target.write_text(text.replace('"parameters": ', '"parameters": 1e999, "x": ', 1))
+    elif kind == "bad-date":
+        entry["provenance"]["date"] = "yesterday"
+        target.write_text(json.dumps(entry))
+    elif kind == "unknown-key":
+        entry["surprise"] = 1
+        target.write_text(json.dumps(entry))
+    elif kind == "id-mismatch":
+        target.with_name("renamed.json").write_text(text)
+    elif kind == "old-layout":
+        target.parent.rmdir()
+        (folder / f"{GEOMETRY}.json").write_text(json.dumps({"schema_version": "1.0", "dataset": GEOMETRY,
+                                                              "entries": []}))
+    elif kind == "dataset-is-file":
+        target.parent.rmdir()
+        (folder / GEOMETRY).write_text("")
     elif kind == "schema-malformed":
+        target.parent.rmdir()
         (folder / "schema.json").write_text("{not json")
-        target.write_text(json.dumps({"schema_version": "1.0", "dataset": GEOMETRY, "entries": []}))
     elif kind == "schema-bytes":
+        target.parent.rmdir()
         (folder / "schema.json").write_bytes(BAD_UTF8)
-        target.write_text(json.dumps({"schema_version": "1.0", "dataset": GEOMETRY, "entries": []}))
     else:
         raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["bytes", "folder", "not-json", "not-object", "deep", "schema-malformed",
-                                  "schema-bytes"])
+LEADERBOARD_KINDS = ["bytes", "folder", "not-json", "not-object", "deep", "nan-literal", "huge-number", "bad-date",
+                     "unknown-key", "id-mismatch", "old-layout", "schema-malformed", "schema-bytes"]
+
+
+@pytest.mark.parametrize("kind", LEADERBOARD_KINDS)
 def test_bad_leaderboard_files(tmp_path, kind, capsys):
     _break_leaderboard(kind, tmp_path)
     before = _snapshot(tmp_path)
@@ -548,9 +586,15 @@ def test_bad_leaderboard_files(tmp_path, kind, capsys):
     assert _snapshot(tmp_path) == before
 
 
+def test_dataset_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    _break_leaderboard("dataset-is-file", tmp_path)
+    _assert_one_line_error(capsys, main(["leaderboard", "show", GEOMETRY, "--leaderboard-dir", str(tmp_path)]))
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
 def test_unreadable_leaderboard_file(tmp_path, capsys):
-    target = tmp_path / f"{GEOMETRY}.json"
+    target = tmp_path / GEOMETRY / "x.json"
+    target.parent.mkdir()
     target.write_text("{}")
     target.chmod(0)
     _assert_one_line_error(capsys, main(["leaderboard", "show", GEOMETRY, "--leaderboard-dir", str(tmp_path)]))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,7 +82,9 @@ def test_tiny_run_end_to_end(model, dataset, small_refs, tmp_path, monkeypatch):
     board = read_leaderboard(tmp_path / "lb", dataset)
     assert [e["model"] for e in board["entries"]] == [model]
     entry = board["entries"][0]
-    assert not validation_errors(board)
+    assert not validation_errors(entry)
+    assert (tmp_path / "lb" / dataset / f"{entry['id']}.json").is_file()
+    assert json.loads((tmp_path / "run" / "entry.json").read_text()) == entry
     assert 0.0 <= entry["metrics"]["auc_high"]["value"] <= 1.0
     assert "sep_etot_einc" in entry["metrics"]
     assert entry["parameters"] == outcome.model.parameter_count() > 0
@@ -136,11 +141,36 @@ def test_run_resume_reuses_finished_training(small_refs, tmp_path, capsys):
     second = json.loads((tmp_path / "r" / "entry.json").read_text())
     assert second["timing"]["model_state"] == "saved"
     assert second["metrics"]["sep_etot_einc"] == first["metrics"]["sep_etot_einc"]
-    # the re-run replaces the first entry (same model, preset, seed, config)
-    assert len(read_leaderboard(tmp_path / "lb", "stcf11x11")["entries"]) == 1
+    # the re-run is kept beside the first entry (nothing is replaced); `show` ranks the newer one
+    entries = read_leaderboard(tmp_path / "lb", "stcf11x11")["entries"]
+    assert sorted(e["id"] for e in entries) == sorted([first["id"], second["id"]]) and first["id"] != second["id"]
+    frame = calobench.leaderboard.table("stcf11x11", user_dir=tmp_path / "lb", curated=False).set_index("id")
+    assert not frame.loc[first["id"], "latest"] and frame.loc[second["id"], "latest"]
     # resuming with other settings is refused
     assert main(["run", *common, "--resume", "--seed", "9"]) == 2
     assert "--resume needs the same settings" in capsys.readouterr().err
+
+
+def test_run_records_into_the_user_folder_and_leaves_the_checkout_clean(small_refs, tmp_path,
+                                                                         private_leaderboard_dir):
+    """Without --leaderboard-dir the entry goes to $CALOBENCH_LEADERBOARD_DIR (the user's folder),
+    never into the checkout's curated leaderboards/: `git status` is unchanged, run from the repo root."""
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def status() -> str:
+        return subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout
+
+    before = status()
+    proc = subprocess.run([sys.executable, "-m", "calobench", "run", "--model", "mean-shower", "--dataset", "stcf11x11",
+                           "--preset", "tiny", "--reference", small_refs("stcf11x11"), "--out", str(tmp_path / "r"),
+                           "--quiet", "--no-timing"], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert status() == before
+    entries = read_leaderboard(private_leaderboard_dir, "stcf11x11")["entries"]
+    assert [e["model"] for e in entries] == ["mean-shower"]
 
 
 def test_run_model_settings(small_refs, tmp_path, capsys):

@@ -11,12 +11,14 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 from calobench.datasets import get_dataset
 from calobench.hardware import cpu_name
+from calobench.leaderboard.store import SCHEMA_VERSION
 from calobench.version import __version__
 
 
@@ -96,12 +98,21 @@ def hardware() -> dict:
 
 
 
+def new_entry_id(model: str, preset: str, seed: int, when: datetime | None = None) -> str:
+    """A unique entry id, also its file name: '<model>-<preset>-seed<seed>-<UTC time>-<8 random hex>'."""
+    when = when or datetime.now(timezone.utc)
+    stem = re.sub(r"[^a-z0-9.]+", "-", f"{model}-{preset}".lower()).strip("-.") or "entry"
+    return f"{stem[:80]}-seed{int(seed)}-{when.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(4).hex()}"
+
+
 def make_entry(*, model: str, family: str, seed_document: str, preset: str, parameters: int, dataset: str,
                metrics: dict, timing: dict, seed: int, config: dict, training: dict | None = None,
                evaluation: dict | None = None, command: str = "", split_seed: int | None = None,
                reference: str = "", reference_path: str | Path | None = None) -> dict:
-    """A leaderboard entry (see schema.json). metrics: name -> {value, std[, floor]}."""
-    date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    """A leaderboard entry (see schema.json): schema version, dataset, a new unique id, benchmark
+    version, metrics (name -> {value, std[, floor]}), timing, provenance."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    date = now.isoformat()
     chash = config_hash({"model": model, "dataset": dataset, "preset": preset, "config": config,
                          "split_seed": split_seed, "reference": reference})
     provenance = {"calobench_version": __version__, "git_commit": git_commit(), "config_hash": chash,
@@ -112,9 +123,9 @@ def make_entry(*, model: str, family: str, seed_document: str, preset: str, para
         provenance["reference"] = reference
     if command:
         provenance["command"] = command
-    ident = hashlib.sha256(f"{chash}|{seed}|{date}|{os.getpid()}|{os.urandom(8).hex()}".encode()).hexdigest()[:16]
     return {
-        "id": ident, "model": model, "family": family, "seed_document": seed_document, "preset": preset,
+        "schema_version": SCHEMA_VERSION, "dataset": dataset, "id": new_entry_id(model, preset, seed, now),
+        "model": model, "family": family, "seed_document": seed_document, "preset": preset,
         "parameters": int(parameters), "benchmark_version": benchmark_version(dataset, reference_path),
         "dataset_version": get_dataset(dataset).version, "metrics_version": metrics_version(),
         "metrics": {k: {kk: _num(vv) for kk, vv in v.items() if kk in ("value", "std", "floor")}

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder (default runs/<dataset>/<model>-<preset>-seed<seed>)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--reference", help="reference shower file instead of the dataset's embedded sample")
-    parser.add_argument("--leaderboard-dir", default="leaderboards", help="leaderboard folder (default ./leaderboards)")
+    parser.add_argument("--leaderboard-dir",
+                        help="your leaderboard folder, where the entry is recorded (default: "
+                             "$CALOBENCH_LEADERBOARD_DIR, else the per-user data folder; see docs/leaderboard.md)")
     parser.add_argument("--no-leaderboard", action="store_true", help="do not add a leaderboard entry")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing step")
     parser.add_argument("--threads", type=int,
@@ -65,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = preset_settings(args.settings, args.model, args.dataset, args.preset)
 
+    from calobench.leaderboard.locations import user_dir
+
+    leaderboard_dir = None if args.no_leaderboard else (args.leaderboard_dir or user_dir())
     options = RunOptions(model=args.model, dataset=args.dataset, preset=args.preset, device=args.device,
                          seed=args.seed, epochs=args.epochs, out=args.out, resume=args.resume,
                          reference=args.reference,
-                         leaderboard_dir=None if args.no_leaderboard else args.leaderboard_dir,
+                         leaderboard_dir=leaderboard_dir,
                          progress=not args.quiet, timing=not args.no_timing,
                          command="calobench " + " ".join(sys.argv[1:]), threads=args.threads,
                          overrides=overrides)
