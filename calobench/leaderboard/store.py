@@ -93,7 +93,8 @@ def _where(error) -> str:
 METRIC_SCHEMA = {"type": "object", "required": ["value", "std"], "additionalProperties": False,
                  "properties": {"value": {"$ref": "#/$defs/number_or_null"}, "std": {"$ref": "#/$defs/number_or_null"},
                                 "floor": {"$ref": "#/$defs/number_or_null"}, "within_floor": {"type": "boolean"},
-                                "failed": {"type": "string", "minLength": 1}}}
+                                "failed": {"type": "string", "minLength": 1},
+                                "unreliable": {"type": "string", "minLength": 1}}}
 _METRIC_KEYS = frozenset(METRIC_SCHEMA["properties"])
 
 
@@ -106,7 +107,7 @@ def _metric_is_valid(m: object) -> bool:
     return (type(m) is dict and "value" in m and "std" in m and _METRIC_KEYS.issuperset(m)
             and _number_or_null(m["value"]) and _number_or_null(m["std"]) and _number_or_null(m.get("floor"))
             and isinstance(m.get("within_floor", False), bool)
-            and ("failed" not in m or (isinstance(m["failed"], str) and len(m["failed"]) >= 1)))
+            and all(key not in m or (isinstance(m[key], str) and len(m[key]) >= 1) for key in ("failed", "unreliable")))
 
 
 def _fast_metrics(entry: object) -> object:
