@@ -9,7 +9,8 @@
 exactly those rows (csv: a header line, then one line per row, RFC 4180 quoting; markdown: a
 GitHub table). ``json`` prints ``data`` when given (the command's documented JSON object, see
 docs/output-formats.md), else the rows as a list of {column: value} objects. Cells: None is
-empty in table/csv/markdown and null in JSON; floats are written with repr precision in csv and
+empty in table/csv/markdown and null in JSON; booleans yes/no in table and markdown,
+true/false in csv; floats are written with repr precision in csv and
 JSON, with 4 significant digits in table and markdown; lists are joined with ", " except in JSON.
 
 Without a terminal (``| cat``, ``| grep``, a file) the table is printed at its natural width, so
@@ -55,7 +56,7 @@ def _text(value, precise: bool) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return ("true" if value else "false") if precise else ("yes" if value else "no")
     if isinstance(value, float):
         if not math.isfinite(value):
             return ""

@@ -24,7 +24,7 @@ HIGHER = "higher"
 CLOSER_HALF = "closer to 0.5"
 CLOSER_ZERO = "closer to 0"
 CLOSER_ONE = "closer to 1"
-NONE = "none (a fit parameter: compare gen with ref)"
+NONE = "none (fit parameter)"
 DIRECTIONS = (LOWER, HIGHER, CLOSER_HALF, CLOSER_ZERO, CLOSER_ONE, NONE)
 
 DOC = "docs/metrics.md"
