@@ -169,9 +169,9 @@ class Result:
         return out
 
     def print(self, full: bool = False) -> None:
-        from calobench.cli.output import print_table
+        from rich.console import Console
 
-        print_table(self.table(full))
+        Console().print(self.table(full))
 
 
 #: Stages in evaluation order (calobench.metrics.evaluate.STAGES), for grouping tables.
