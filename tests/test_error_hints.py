@@ -71,3 +71,17 @@ def test_unknown_preset_and_unsupported_dataset_name_their_options(capsys):
                                              "--preset", "huge"])
     line = user_error(capsys, ["time", "--model", "dcgan", "--dataset", "darkshine"])
     assert "--dataset" in line and "calobench models --dataset darkshine" in line
+
+
+def test_time_takes_a_reference_file_when_there_is_no_embedded_sample(tmp_path, capsys):
+    path = tmp_path / "photons.h5"
+    rng = np.random.default_rng(1)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("incident_energies", data=rng.uniform(1e3, 1e4, (30, 1)).astype(np.float32))
+        f.create_dataset("showers", data=rng.exponential(1.0, (30, 368)).astype(np.float32))
+    args = ["time", "--model", "mean-shower", "--dataset", "calochallenge-1-photons", "--batch-sizes", "1",
+            "--repeats", "1", "--devices", "cpu"]
+    assert "--reference" in user_error(capsys, args)
+    assert main(args + ["--reference", str(path), "--format", "json"]) == 0
+    timing = json.loads(capsys.readouterr().out)["timing"]
+    assert timing["devices"]["cpu"]["batches"]["1"]["ms_per_shower"] > 0
