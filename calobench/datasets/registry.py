@@ -261,7 +261,8 @@ def load_reference(name: str) -> ShowerSet:
 
 
 __all__ = [
-    "AmbiguousGeometryError", "CHALLENGE_SOURCE", "Dataset", "GEANT4_SOURCE", "ImpactLaw", "PDG", "centred_axis", "data_path",
+    "AmbiguousGeometryError", "CHALLENGE_SOURCE", "Dataset",
+    "GEANT4_SOURCE", "ImpactLaw", "PDG", "centred_axis", "data_path",
     "dataset_names", "geometry_names", "get_dataset", "get_geometry", "load_reference", "open_dataset_file",
     "open_showers", "register", "unregister",
 ]

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
             raise CalobenchError(f"datasets show: give a dataset name; valid names: {', '.join(dataset_names())}")
         info = get_dataset(args.name).summary()
         geometry = info["geometry"]
-        rows = [[k, v] for k, v in info.items() if k != "geometry"] + [[f"geometry.{k}", v] for k, v in geometry.items()]
+        rows = [[k, v] for k, v in info.items() if k != "geometry"]
+        rows += [[f"geometry.{k}", v] for k, v in geometry.items()]
         emit(fmt, ["field", "value"], rows, title=f"dataset {args.name}", data=info)
         return 0
     infos = [get_dataset(n).summary() for n in dataset_names()]

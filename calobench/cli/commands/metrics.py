@@ -7,7 +7,8 @@ import argparse
 from calobench.cli.output import add_format_argument, emit, output_format
 
 NAME = "metrics"
-HELP = "list the metrics of `calobench compare` (stage, which direction is better, definition, source), or explain names"
+HELP = ("list the metrics of `calobench compare` (stage, which direction is better, definition, source), "
+        "or explain names")
 ORDER = 32
 
 
