@@ -171,6 +171,7 @@ def test_json_alias_still_works(cli):
 def test_render_helpers():
     columns, rows = ["name", "value", "ok"], [["a|b", 0.123456789, True], ["c", None, False]]
     assert markdown(columns, rows).splitlines()[2] == "| a\\|b | 0.1235 | yes |"
+    assert markdown(["pattern"], [["sep_<feature>"]]).splitlines()[2] == "| sep_\\<feature> |"
     frame = pd.read_csv(io.StringIO(csv_text(columns, rows)))
     assert frame["value"][0] == 0.123456789 and np.isnan(frame["value"][1]) and frame["ok"].tolist() == [True, False]
     assert json.loads(render("json", columns, [["x", float("nan"), True]])) == [{"name": "x", "value": None,

@@ -111,9 +111,9 @@ def print_table(renderable, file=None) -> None:
 
 
 def markdown(columns: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A GitHub markdown table: header row, separator row, one row per row ('|' escaped)."""
+    """A GitHub markdown table: header row, separator row, one row per row ('|' and '<' escaped)."""
     def cell(value) -> str:
-        return _text(value, precise=False).replace("|", "\\|").replace("\n", " ")
+        return _text(value, precise=False).replace("|", "\\|").replace("<", "\\<").replace("\n", " ")
 
     lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
