@@ -3,7 +3,8 @@
 Python API (calobench.api):
     calobench.load(name_or_path, dataset=None) -> ShowerSet
     calobench.save(showerset, path)
-    calobench.compare(generated, reference, ...) -> Result
+    calobench.compare(generated, reference, ...) -> Result    (Result.to_pandas(): one row per metric)
+    calobench.Timing(timing_dict).to_pandas()                 (a time_model / leaderboard timing object)
 Units: MeV and mm everywhere in the library and in files.
 """
 
@@ -15,9 +16,10 @@ from calobench.data.showerfile import ShowerFileWriter
 from calobench.data.showerset import CellList, ShowerSet
 from calobench.datasets import Dataset, dataset_names, geometry_names, get_dataset, get_geometry, open_showers
 from calobench.errors import CalobenchError
+from calobench.timing_results import Timing
 from calobench.version import __version__
 
 __all__ = [
-    "CalobenchError", "CellList", "Dataset", "Geometry", "ShowerFileWriter", "ShowerSet", "__version__",
+    "CalobenchError", "CellList", "Dataset", "Geometry", "ShowerFileWriter", "ShowerSet", "Timing", "__version__",
     "compare", "dataset_names", "geometry_names", "get_geometry", "get_dataset", "load", "open_showers", "save",
 ]

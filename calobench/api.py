@@ -16,6 +16,7 @@ from calobench.data.showerfile import save
 from calobench.data.showerset import ShowerSet
 from calobench.data.validation import check_float_option, check_int_option, check_output_dir, check_output_file
 from calobench.datasets import dataset_names, load_reference, open_showers
+from calobench.datasets.registry import AmbiguousGeometryError
 from calobench.errors import CalobenchError
 
 if TYPE_CHECKING:
@@ -51,6 +52,21 @@ def _as_showerset(obj, dataset: str | None, what: str) -> ShowerSet:
     if isinstance(obj, (str, Path)):
         return load(obj, dataset)
     raise CalobenchError(f"{what}: expected a ShowerSet or a file path, found {type(obj).__name__}")
+
+
+def _generated_showerset(generated, dataset: str | None, ref: ShowerSet) -> ShowerSet:
+    """The generated sample. A file whose cell count fits several geometries (121 cells: stcf11x11
+    and bes3-11x11) and that declares none is read with the geometry of the reference ``ref``
+    when that is one of them (e.g. ``compare gen.h5 stcf11x11``)."""
+    from calobench.datasets import get_dataset
+
+    try:
+        return _as_showerset(generated, dataset, "generated")
+    except AmbiguousGeometryError as exc:
+        if ref.geometry.name not in exc.candidates:
+            raise
+        same = [name for name in dataset_names() if get_dataset(name).geometry.name == ref.geometry.name]
+        return _as_showerset(generated, same[0], "generated")
 
 
 def compare(
@@ -130,8 +146,8 @@ def compare(
                                 chunk_size=chunk_size, replicas=replicas, prdc_max_events=prdc_max_events,
                                 fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,
                                 kpd_batch_size=kpd_batch_size, classifier=classifier)
-    result = evaluate(_as_showerset(generated, dataset, "generated"), _as_showerset(reference, dataset, "reference"),
-                      options, log=log)
+    ref = _as_showerset(reference, dataset, "reference")
+    result = evaluate(_generated_showerset(generated, dataset, ref), ref, options, log=log)
     if json_path is not None:
         try:
             result.to_json(json_path)

@@ -190,7 +190,7 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
 
     cls = check_supported(options.model, options.dataset)
     if options.preset not in cls.presets:
-        raise CalobenchError(f"model {options.model}: unknown preset {options.preset!r}; "
+        raise CalobenchError(f"model {options.model}: unknown preset {options.preset!r} (--preset); "
                              f"valid presets: {', '.join(cls.presets)}")
     seconds: dict[str, float] = {}
     out = options.out_dir()

@@ -205,6 +205,14 @@ def get_geometry(name: str) -> Geometry:
 
 
 # ---- files -------------------------------------------------------------------------
+class AmbiguousGeometryError(CalobenchError):
+    """A file's cell count fits several geometries and it declares none; ``candidates``: their names."""
+
+    def __init__(self, message: str, candidates: list[str]):
+        super().__init__(message)
+        self.candidates = list(candidates)
+
+
 def _file_geometry(header: FileHeader, dataset: str | None) -> tuple[Geometry, str, str]:
     """(geometry, dataset name, how it was found) of a file: the dataset asked for, the geometry
     the file declares, or the one geometry with the file's number of cells."""
@@ -222,12 +230,14 @@ def _file_geometry(header: FileHeader, dataset: str | None) -> tuple[Geometry, s
                                  f"{', '.join(geometries)}")
         return geometries[declared], header.attrs.get("dataset", declared), "declared"
     if header.layout == POINTCLOUD_LAYOUT:
-        raise CalobenchError(f"{path}: key 'cells': point-cloud file declares no geometry: pass a dataset name")
+        raise CalobenchError(f"{path}: key 'cells': point-cloud file declares no geometry: choose the dataset with "
+                             f"--dataset NAME (Python: dataset=NAME)")
     if header.layout == SPARSE:
-        raise CalobenchError(f"{path}: attribute 'geometry': sparse file declares no geometry; pass a dataset name")
+        raise CalobenchError(f"{path}: attribute 'geometry': sparse file declares no geometry: choose the dataset with "
+                             f"--dataset NAME (Python: dataset=NAME)")
     if header.n_cells is None:
         raise CalobenchError(f"{path}: key 'showers': expected shape (N, cells) to infer the geometry; "
-                             f"pass a dataset name")
+                             f"choose the dataset with --dataset NAME (Python: dataset=NAME)")
     by_cells: dict[int, list[str]] = {}
     for geometry in _geometries().values():
         if geometry.is_voxel:
@@ -239,8 +249,9 @@ def _file_geometry(header: FileHeader, dataset: str | None) -> tuple[Geometry, s
         known = ", ".join(f"{k} ({'/'.join(v)})" for k, v in sorted(by_cells.items()))
         raise CalobenchError(f"{path}: key 'showers': {header.n_cells} cells per shower match no geometry; "
                              f"known: {known}")
-    raise CalobenchError(f"{path}: key 'showers': {header.n_cells} cells per shower fit "
-                         f"{' and '.join(candidates)}: pass the dataset name to choose")
+    raise AmbiguousGeometryError(f"{path}: key 'showers': {header.n_cells} cells per shower fit "
+                                 f"{' and '.join(candidates)}: choose one with --dataset NAME "
+                                 f"(Python: dataset=NAME)", candidates)
 
 
 def open_dataset_file(path: str | Path, dataset: str | None = None) -> ShowerFileReader:
@@ -269,13 +280,15 @@ def load_reference(name: str, embedded: bool = False) -> ShowerSet:
     path = dataset.embedded_path if embedded else dataset.reference_path
     if not path.is_file():
         raise CalobenchError(
-            f"dataset {name}: no embedded reference sample in this installation; pass --reference FILE "
-            f"(make one with `calobench simulate --dataset {name} -n N -o FILE`)")
+            f"dataset {name}: no embedded reference sample in this installation; "
+            f"make one with `calobench simulate --dataset {name} -n N -o FILE` and pass it with "
+            f"--reference FILE (compare: as the REFERENCE argument; Python: a file path)")
     return open_showers(path, name)
 
 
 __all__ = [
-    "CHALLENGE_SOURCE", "Dataset", "GEANT4_SOURCE", "ImpactLaw", "PDG", "centred_axis", "data_path",
+    "AmbiguousGeometryError", "CHALLENGE_SOURCE", "Dataset",
+    "GEANT4_SOURCE", "ImpactLaw", "PDG", "centred_axis", "data_path",
     "dataset_names", "geometry_names", "get_dataset", "get_geometry", "load_reference", "open_dataset_file",
     "open_showers", "register", "unregister",
 ]

@@ -100,21 +100,79 @@ class Result:
                  "resolution_a_diff", "resolution_b_diff", "resolution_c_diff"]
         return [n for n in first if n in self.metrics]
 
+    def explain(self, name: str):
+        """The MetricInfo (stage, direction, description, source) of a metric of this result
+        (calobench.metrics.catalogue); a CalobenchError when the catalogue does not know the name."""
+        from calobench.metrics.catalogue import describe
+
+        if name not in self.metrics:
+            raise CalobenchError(f"metric {name!r}: not in this result; it holds {len(self.metrics)} metrics")
+        return describe(name)
+
+    def rows(self, full: bool = True) -> list[dict]:
+        """One dict per metric, grouped by stage (evaluation order), headline metrics first within a
+        stage: name, stage, value, std, floor, within_floor, direction, failed, description, source
+        (None where a metric has no such entry; stage/direction/description None for a name the
+        catalogue does not know). full=False: only the headline metrics."""
+        from calobench.metrics.catalogue import lookup
+
+        head = self.headline()
+        names = head + ([n for n in self.metrics if n not in head] if full else [])
+        order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
+        out = []
+        for name in names:
+            m = self.metrics[name]
+            info = lookup(name)
+            out.append({"name": name, "stage": info.stage if info else None, "value": m.get("value"),
+                        "std": m.get("std"), "floor": m.get("floor"), "within_floor": m.get("within_floor"),
+                        "direction": info.direction if info else None, "failed": m.get("failed"),
+                        "description": info.description if info else None, "source": info.source if info else None})
+        out.sort(key=lambda row: order.get(row["stage"], len(order)))  # stable: headline order kept
+        return out
+
+    def to_pandas(self):
+        """A pandas DataFrame, one row per metric: name, value, std, floor, within_floor, direction,
+        stage, description (plus failed, source). value/std/floor are floats (NaN where absent);
+        within_floor is a nullable boolean. Rows are grouped by stage as in ``table``."""
+        import pandas as pd
+
+        columns = ["name", "value", "std", "floor", "within_floor", "direction", "stage", "description",
+                   "failed", "source"]
+        frame = pd.DataFrame(self.rows(full=True), columns=columns)
+        for column in ("value", "std", "floor"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        frame["within_floor"] = frame["within_floor"].astype("boolean")
+        return frame
+
     def table(self, full: bool = False, title: str = "calobench compare"):
-        """A rich Table: metric, value, uncertainty, reference floor (headline metrics unless full)."""
+        """A rich Table grouped by stage: metric, value (``~``: within the floor), uncertainty,
+        reference floor, which direction is better (headline metrics unless full)."""
         from rich.table import Table
 
         out = Table(title=title, title_justify="left")
-        for col in ("metric", "value", "+-", "floor (ref vs ref)"):
-            out.add_column(col, justify="left" if col == "metric" else "right")
-        names = self.headline() + ([n for n in self.metrics if n not in self.headline()] if full else [])
-        for name in names:
-            m = self.metrics[name]
-            fmt = lambda v: "" if v is None or not math.isfinite(v) else f"{v:.4g}"  # noqa: E731
-            out.add_row(name, fmt(m["value"]), fmt(m.get("std")), fmt(m.get("floor")))
+        for col in ("metric", "value", "+-", "floor (ref vs ref)", "better"):
+            out.add_column(col, justify="right" if col in ("value", "+-", "floor (ref vs ref)") else "left",
+                           overflow="fold")
+
+        def fmt(v) -> str:
+            return "" if v is None or not math.isfinite(v) else f"{v:.4g}"
+
+        stage = object()
+        for row in self.rows(full=full):
+            if row["stage"] != stage:
+                stage = row["stage"]
+                if out.row_count:
+                    out.add_section()
+                out.add_row(f"[bold]{stage or 'other'}[/bold]", "", "", "", "")
+            value = "failed" if row["failed"] else fmt(row["value"]) + (" ~" if row["within_floor"] else "")
+            out.add_row(f"  {row['name']}", value, fmt(row["std"]), fmt(row["floor"]), row["direction"] or "")
         return out
 
     def print(self, full: bool = False) -> None:
         from rich.console import Console
 
         Console().print(self.table(full))
+
+
+#: Stages in evaluation order (calobench.metrics.evaluate.STAGES), for grouping tables.
+STAGE_ORDER = ("hist", "resolution", "fpd", "prdc", "cls-high", "cls-xgb", "cls-low")

@@ -58,7 +58,7 @@ class Generator(ABC):
                                  f"{', '.join(self.supported_datasets())}")
         if preset not in self.presets:
             raise CalobenchError(
-                f"model {self.name}: unknown preset {preset!r}; valid presets: {', '.join(self.presets)}")
+                f"model {self.name}: unknown preset {preset!r} (--preset); valid presets: {', '.join(self.presets)}")
         self.preset = preset
         self.seed = int(seed)
         self.device = device

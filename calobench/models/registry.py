@@ -97,7 +97,7 @@ def get_model(name: str) -> type[Generator]:
     broken = {p.name: p for p in problems}
     if name in broken:
         raise CalobenchError(f"model {name!r} is registered but could not be loaded ({broken[name].reason})")
-    raise CalobenchError(f"unknown model {name!r}; valid names: {', '.join(sorted(models))}")
+    raise CalobenchError(f"unknown model {name!r}; valid names: {', '.join(sorted(models))} (--model)")
 
 
 def check_supported(model: str, dataset: str) -> type[Generator]:
@@ -105,7 +105,8 @@ def check_supported(model: str, dataset: str) -> type[Generator]:
     cls = get_model(model)
     if not cls.supports(get_dataset(dataset)):
         raise CalobenchError(f"model {model} does not support dataset {dataset!r}; it supports: "
-                             f"{', '.join(cls.supported_datasets())}")
+                             f"{', '.join(cls.supported_datasets())} (choose with --dataset; "
+                             f"`calobench models --dataset {dataset}` lists the models for {dataset})")
     return cls
 
 

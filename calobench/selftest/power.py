@@ -20,7 +20,7 @@ import numpy as np
 
 from calobench.api import compare, load
 from calobench.data.showerset import ShowerSet
-from calobench.datasets import get_dataset
+from calobench.datasets import dataset_names, get_dataset
 from calobench.errors import CalobenchError
 from calobench.metrics.evaluate import ProgressLog
 from calobench.runner import EVALUATION, split_reference
@@ -147,7 +147,9 @@ def selftest_samples(dataset: str, events: int | None = None, seed: int = 0) -> 
     sample (its first ``events``), the base ``events`` random events of train + validation."""
     ds = get_dataset(dataset)
     if not ds.has_embedded:
-        raise CalobenchError(f"dataset {dataset}: no embedded reference sample to run the selftest on")
+        embedded = [name for name in dataset_names() if get_dataset(name).has_embedded]
+        raise CalobenchError(f"--dataset {dataset}: no embedded reference sample to run the selftest on; "
+                             f"datasets with one: {', '.join(embedded)}")
     train, valid, test = split_reference(load(dataset))
     pool = ShowerSet.concatenate([train, valid])
     n = len(test) if events is None else events

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from calobench.errors import CalobenchError
 from calobench.cli.console import console
+from calobench.cli.output import add_format_argument, emit, output_format
 
 NAME = "compare"
 HELP = "evaluate generated showers against reference showers (any two shower files of one geometry)"
@@ -34,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cls-max-events", type=int, default=None, help="classifier events per sample at most")
     parser.add_argument("--cls-hidden", type=int, default=None,
                         help="classifier hidden nodes (default 256 in v2, 2048 in challenge)")
-    parser.add_argument("--full", action="store_true", help="print every metric, not only the headline ones")
+    parser.add_argument("--full", action="store_true",
+                        help="table: print every metric, not only the headline ones (json, csv, markdown: always all)")
+    add_format_argument(parser, json_alias=False)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -50,11 +54,22 @@ def run(args: argparse.Namespace) -> int:
                      progress=not args.quiet, max_events=args.max_events, cls_protocol=args.cls_protocol,
                      cls_epochs=args.cls_epochs, cls_max_steps=args.cls_max_steps, cls_max_events=args.cls_max_events,
                      cls_hidden=args.cls_hidden)
-    console.print(result.table(full=args.full))
+    fmt = output_format(args)
+    if fmt == "table":
+        console.print(result.table(full=args.full))
+    else:
+        emit(fmt, RESULT_COLUMNS, [[row[c] for c in RESULT_COLUMNS] for row in result.rows(full=True)],
+             data=result.to_dict())
+    # with a machine-readable format, stdout holds only that output: the notes go to stderr
+    say = console.print if fmt == "table" else (lambda text: print(text, file=sys.stderr))
     for note in result.info.get("notes", []):
-        console.print(f"note: {note}")
+        say(f"note: {note}")
     if args.json_path:
-        console.print(f"JSON: {args.json_path}")
+        say(f"JSON: {args.json_path}")
     if args.report_dir:
-        console.print(f"report: {result.info['report']}")
+        say(f"report: {result.info['report']}")
     return 0
+
+
+#: Columns of `compare --format csv|markdown`: one row per metric (Result.rows).
+RESULT_COLUMNS = ["name", "stage", "value", "std", "floor", "within_floor", "direction", "failed", "description"]

@@ -8,7 +8,7 @@ import json
 from calobench.errors import CalobenchError
 from calobench.inspection import summarize
 from calobench.datasets import open_dataset_file
-from calobench.cli.console import console, table
+from calobench.cli.output import add_format_argument, emit, output_format
 
 NAME = "inspect"
 HELP = "show what a shower file holds (geometry, events, energies, sparsity, negative cells, provenance)"
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="registered dataset the file belongs to (default: declared or inferred)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="events read at a time (default: about 64 MB of showers)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_format_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,17 +33,15 @@ def run(args: argparse.Namespace) -> int:
         raise CalobenchError(f"--chunk-size: expected a positive number of events, found {args.chunk_size}")
     info.update(summarize(reader.showerset(), args.chunk_size))
     info["provenance"] = reader.provenance
-    if args.json:
-        print(json.dumps(info, indent=2, default=str))
-        return 0
+    fmt = output_format(args)
     rows = []
     for key, value in info.items():
         if key == "provenance":
             continue
-        if isinstance(value, float):
+        if isinstance(value, float) and fmt in ("table", "markdown"):
             value = f"{value:.6g}"
         rows.append([key, value])
     for key, value in reader.provenance.items():
         rows.append([f"provenance.{key}", value if not isinstance(value, (dict, list)) else json.dumps(value)])
-    console.print(table(f"{reader.path.name}", ["field", "value"], rows))
+    emit(fmt, ["field", "value"], rows, title=f"{reader.path.name}", data=info)
     return 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from calobench.cli.console import console, table
+from calobench.cli.output import add_format_argument, emit, output_format
 
 NAME = "models"
 HELP = "list the registered models (name, family, seed document, datasets, presets)"
@@ -14,7 +13,7 @@ ORDER = 20
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="only the models that support this dataset")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_format_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,10 +27,7 @@ def run(args: argparse.Namespace) -> int:
     infos = [{"name": n, "family": c.family, "seed_document": c.seed_document, "datasets": list(c.supported_datasets()),
               "presets": list(c.presets), "description": c.description, "module": c.__module__}
              for n, c in sorted(models.items())]
-    if args.json:
-        print(json.dumps({"models": infos, "skipped": [p.__dict__ for p in problems]}, indent=2))
-        return 0
-    rows = [[i["name"], i["family"], i["seed_document"] or "-", ", ".join(i["datasets"]), ", ".join(i["presets"])]
-            for i in infos]
-    console.print(table("calobench models", ["name", "family", "seed", "datasets", "presets"], rows))
+    rows = [[i["name"], i["family"], i["seed_document"] or "-", i["datasets"], i["presets"]] for i in infos]
+    emit(output_format(args), ["name", "family", "seed", "datasets", "presets"], rows, title="calobench models",
+         data={"models": infos, "skipped": [p.__dict__ for p in problems]})
     return 0

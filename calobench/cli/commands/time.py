@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 
 from calobench.cli.console import console
+from calobench.cli.output import add_format_argument, emit, output_format
 
 NAME = "time"
 HELP = "time generation (ms per shower at batch 1, 100, 10000) of a fresh or saved model on every device"
@@ -17,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="registered dataset name")
     parser.add_argument("--preset", default="quick", help="preset of a freshly initialised model (default quick)")
     parser.add_argument("--load", help="saved model folder (config.json + weights.safetensors), e.g. <run>/model")
+    parser.add_argument("--reference", help="reference shower file for the conditions (and a fresh model's "
+                                            "normalisation) instead of the dataset's embedded sample")
     parser.add_argument("--batch-sizes", default="1,100,10000", help="comma-separated batch sizes")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per batch size at most")
     parser.add_argument("--budget", type=float, default=15.0, help="seconds per batch size at most")
@@ -24,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
                         help="a model setting (repeatable), e.g. --set sampling_precision=bfloat16")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_format_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise CalobenchError(f"--batch-sizes: expected positive integers, found {args.batch_sizes!r}")
     check_int_option(args.repeats, "--repeats")
     check_float_option(args.budget, "--budget")
-    ref = load_reference(args.dataset)
+    ref = load_reference(args.dataset, args.reference)
     train, _, test = split_reference(ref)
     if args.load:
         model = cls.load(args.load, overrides=parse_settings(args.settings))
@@ -65,9 +68,16 @@ def run(args: argparse.Namespace) -> int:
     options = TimingOptions(batch_sizes=sizes, repeats=args.repeats, budget_s=args.budget)
     timing = time_model(model, test.energies, test.conditions, devices=devices, options=options)
     timing["model_state"] = state
-    if args.json:
-        print(json.dumps({"model": args.model, "dataset": args.dataset, "timed": what, "timing": timing}, indent=2))
+    fmt = output_format(args)
+    if fmt == "table":
+        console.print(f"timing the {what}")
+        console.print(timing_table(timing, f"{args.model} on {args.dataset}: generation time"))
         return 0
-    console.print(f"timing the {what}")
-    console.print(timing_table(timing, f"{args.model} on {args.dataset}: generation time"))
+    from calobench.timing_results import Timing
+
+    print(f"timing the {what}", file=sys.stderr)
+    rows = Timing(timing).rows()
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    emit(fmt, columns, [[row.get(c) for c in columns] for row in rows],
+         data={"model": args.model, "dataset": args.dataset, "timed": what, "timing": timing})
     return 0
