@@ -92,7 +92,16 @@ _RES_SOURCE = f"{DOC}#energy-response-and-resolution-resolution; sigma/E = a/sqr
 _MULTI_SOURCE = f"{DOC}#multivariate-fpd-prdc"
 _CLS_SOURCE = f"{DOC}#classifiers-cls-high-cls-xgb-cls-low; {CHALLENGE}"
 
+_G4EQ_SOURCE = (f"{DOC}#equivalent-geant4-statistics-g4_equivalent_events; KS scaling of the CMS HGCal "
+                "fast-simulation challenge evaluation")
+
 PATTERNS: tuple[Pattern, ...] = (
+    Pattern("g4_equivalent_events", r"g4_equivalent_events", "hist", HIGHER,
+            "as good as N Geant4 showers: N = c^2 / mean excess KS D^2 over the features (capped at the "
+            "reference size)", _G4EQ_SOURCE),
+    Pattern("g4_equivalent_events_min", r"g4_equivalent_events_min", "hist", HIGHER,
+            "equivalent Geant4 showers of the worst-modelled single feature (capped at the reference size)",
+            _G4EQ_SOURCE),
     Pattern("sep_mean", r"sep_mean", "hist", LOWER,
             "mean separation power over all features (0 identical, 1 disjoint)", _HIST_SOURCE),
     Pattern("sep_<feature>", r"sep_(?P<feature>\w+)", "hist", LOWER,

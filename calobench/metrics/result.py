@@ -126,18 +126,19 @@ class Result:
             out.append({"name": name, "stage": info.stage if info else None, "value": m.get("value"),
                         "std": m.get("std"), "floor": m.get("floor"), "within_floor": m.get("within_floor"),
                         "direction": info.direction if info else None, "failed": m.get("failed"),
+                        "unreliable": m.get("unreliable"),
                         "description": info.description if info else None, "source": info.source if info else None})
         out.sort(key=lambda row: order.get(row["stage"], len(order)))  # stable: headline order kept
         return out
 
     def to_pandas(self):
         """A pandas DataFrame, one row per metric: name, value, std, floor, within_floor, direction,
-        stage, description (plus failed, source). value/std/floor are floats (NaN where absent);
+        stage, description (plus failed, unreliable, source). value/std/floor are floats (NaN where absent);
         within_floor is a nullable boolean. Rows are grouped by stage as in ``table``."""
         import pandas as pd
 
         columns = ["name", "value", "std", "floor", "within_floor", "direction", "stage", "description",
-                   "failed", "source"]
+                   "failed", "unreliable", "source"]
         frame = pd.DataFrame(self.rows(full=True), columns=columns)
         for column in ("value", "std", "floor"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -164,7 +165,8 @@ class Result:
                 if out.row_count:
                     out.add_section()
                 out.add_row(f"[bold]{stage or 'other'}[/bold]", "", "", "", "")
-            value = "failed" if row["failed"] else fmt(row["value"]) + (" ~" if row["within_floor"] else "")
+            value = "failed" if row["failed"] else fmt(row["value"]) + (" ~" if row["within_floor"] else "") + \
+                (" (unreliable)" if row["unreliable"] else "")
             out.add_row(f"  {row['name']}", value, fmt(row["std"]), fmt(row["floor"]), row["direction"] or "")
         return out
 
