@@ -97,7 +97,7 @@ class Result:
         first = ["auc_low", "auc_high", "auc_high_xgb", "jsd_low", "jsd_high", "jsd_high_xgb", "fpd", "kpd",
                  "precision", "recall", "density", "coverage", "sep_etot_einc", "chi2_etot_einc",
                  "js_etot_einc", "w1_etot_einc", "sep_voxel_energy", "sep_cell_energy", "sep_mean",
-                 "resolution_a_diff", "resolution_b_diff", "resolution_c_diff"]
+                 "g4_equivalent_events", "resolution_a_diff", "resolution_b_diff", "resolution_c_diff"]
         return [n for n in first if n in self.metrics]
 
     def explain(self, name: str):

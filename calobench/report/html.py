@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 import os
 from pathlib import Path
@@ -44,6 +45,38 @@ def _flag(metric: dict) -> str:
     return ""
 
 
+def _metric_rows(rows: list[dict], metrics: dict) -> str:
+    def fmt(v) -> str:
+        return "" if v is None or not math.isfinite(v) else f"{v:.5g}"
+
+    return "".join(
+        f"<tr><td class='text'>{html.escape(r['name'])}</td><td>{fmt(r['value'])}</td><td>{fmt(r['std'])}</td>"
+        f"<td>{fmt(r['floor'])}</td><td class='text'>{html.escape(r['direction'] or '')}</td>"
+        f"<td class='text'>{html.escape(_flag(metrics[r['name']]))}</td>"
+        f"<td class='text'>{html.escape(r['description'] or '')}</td></tr>" for r in rows)
+
+
+_HEAD = ("<tr><th class='text'>metric</th><th>value</th><th>&plusmn;</th><th>floor (ref vs ref)</th>"
+         "<th class='text'>better</th><th class='text'>note</th><th class='text'>definition</th></tr>")
+
+
+def _metric_tables(result) -> str:
+    """The headline metrics in one table, every other metric in a folded section per stage
+    (each row: value, uncertainty, floor, direction, flag, one-line definition)."""
+    head = result.rows(full=False)
+    shown = {r["name"] for r in head}
+    out = ["<h2>Metrics</h2><table id='headline'>", _HEAD, _metric_rows(head, result.metrics), "</table>"]
+    by_stage: dict[str, list[dict]] = {}
+    for r in result.rows(full=True):
+        if r["name"] not in shown:
+            by_stage.setdefault(r["stage"] or "other", []).append(r)
+    for stage, rows in by_stage.items():
+        out.append(f"<details class='stage' data-stage='{html.escape(stage)}'><summary>{html.escape(stage)}: "
+                   f"{len(rows)} more metrics</summary><table>{_HEAD}{_metric_rows(rows, result.metrics)}</table>"
+                   "</details>")
+    return "".join(out)
+
+
 def write_report(result, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` (folder created if its parent exists); returns its path."""
     from calobench.datasets import get_geometry
@@ -56,13 +89,7 @@ def write_report(result, out_dir: str | Path) -> Path:
     plots.use_style()
     geometry = get_geometry(result.info["geometry"])
     sections = []
-    rows = []
-    for name, m in result.metrics.items():
-        fmt = lambda v: "" if v is None or not math.isfinite(v) else f"{v:.5g}"  # noqa: E731
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{fmt(m['value'])}</td><td>{fmt(m.get('std'))}</td>"
-                    f"<td>{fmt(m.get('floor'))}</td><td>{html.escape(_flag(m))}</td></tr>")
-    sections.append("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>&plusmn;</th>"
-                    "<th>floor (ref vs ref)</th><th>note</th></tr>" + "".join(rows) + "</table>")
+    sections.append(_metric_tables(result))
     images = []
     if result.averages.get("generated") is not None and geometry.is_voxel:
         images.append(("Average showers", _png(plots.average_showers(
@@ -82,11 +109,17 @@ def write_report(result, out_dir: str | Path) -> Path:
         sep = result.metrics.get(f"sep_{name}", {}).get("value")
         shown = h.get("display") or h  # display edges cover both samples; spectra keep the metric's bins
         outside = {k: v for k, v in shown.items() if k.endswith(("_underflow", "_overflow"))}
+        data = {"edges": list(map(float, shown["edges"])), "generated": list(map(float, shown["generated"])),
+                "reference": list(map(float, shown["reference"])), **outside}
         images.append((name, _png(plots.feature_histogram(name, shown["edges"], shown["generated"], shown["reference"],
-                                                          sep, log_x=shown.get("log_x"), outside=outside))))
-    sections.append("<h2>Plots</h2>" + "".join(
-        f"<figure><img src='data:image/png;base64,{b64}'/><figcaption>{html.escape(title)}</figcaption></figure>"
-        for title, b64 in images))
+                                                          sep, log_x=shown.get("log_x"), outside=outside)), data))
+    figures = []
+    for title, b64, *data in images:
+        attrs = (f" data-feature='{html.escape(title, quote=True)}' data-hist='{html.escape(json.dumps(data[0]), quote=True)}'"
+                 if data else "")
+        figures.append(f"<figure{attrs}><img alt='{html.escape(title, quote=True)}' src='data:image/png;base64,{b64}'/>"
+                       f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    sections.append("<h2>Plots</h2>" + "".join(figures))
     info = result.info
     stages = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['seconds']:.1f}</td><td>{html.escape(v['holds'])}</td></tr>"
                      for k, v in info.get("stages", {}).items())
@@ -94,7 +127,7 @@ def write_report(result, out_dir: str | Path) -> Path:
                     f"{stages}</table><p>{html.escape('; '.join(info.get('notes', [])))}</p>")
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>calobench compare</title><style>"
             "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{border:1px solid #ccc;"
-            "padding:2px 8px;text-align:right} figure{display:inline-block;margin:4px} img{max-width:640px}"
+            "padding:2px 8px;text-align:right} td.text,th.text{text-align:left} figure{display:inline-block;margin:4px} img{max-width:640px}"
             "</style></head><body>"
             f"<h1>calobench compare: {html.escape(info['geometry'])}</h1>"
             f"<p>events: generated {info['events']['generated']}, reference {info['events']['reference']}; "

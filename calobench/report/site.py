@@ -50,12 +50,15 @@ TIME_COLUMNS = [("cpu ms @1", "ms_cpu_bs1"), ("cpu ms @100", "ms_cpu_bs100"), ("
 
 
 def _missing(value) -> bool:
-    if value is None:
+    """None, NaN, pandas.NA or an infinite number."""
+    import pandas as pd
+
+    if value is None or value is pd.NA:
         return True
     try:
         return not math.isfinite(float(value))
     except (TypeError, ValueError):
-        return value != value  # pandas.NA and friends
+        return False
 
 
 def _num(value, digits: int = 4) -> str:
@@ -103,8 +106,8 @@ def quality_speed_plot(frame, published: list[dict]) -> str | None:
             y = row.get(metric)
             if not _missing(x) and not _missing(y) and x > 0:
                 points.append((float(x), float(y), marker, row["model"], row["source"]))
-    pub = [(p["timing"]["cpu"]["100"], p["metrics"]["auc_high"]["value"], p["model"]) for p in published
-           if not _missing(p["timing"].get("cpu", {}).get("100")) and not _missing(p["metrics"].get("auc_high", {})
+    pub = [(p["timing_ms_per_shower"]["cpu"]["100"], p["metrics"]["auc_high"]["value"], p["model"]) for p in published
+           if not _missing(p["timing_ms_per_shower"].get("cpu", {}).get("100")) and not _missing(p["metrics"].get("auc_high", {})
                                                                                   .get("value"))]
     if not points and not pub:
         return None
@@ -173,7 +176,7 @@ def _published_table(rows: list[dict]) -> str:
     ths = "".join(f"<th data-sort>{h}</th>" for h in head)
     body = []
     for p in rows:
-        m, t = p["metrics"], p["timing"]
+        m, t = p["metrics"], p["timing_ms_per_shower"]
         cells = [_cell(html.escape(p["model"]), p["model"], "text"),
                  _cell(_num(p.get("parameters"), 3), p.get("parameters"))]
         for name in ("auc_low", "auc_high", "fpd", "kpd"):

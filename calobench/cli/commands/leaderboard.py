@@ -4,6 +4,7 @@ show DATASET      the curated rows and yours, ranked together (column `source`: 
 validate          every entry file of the curated leaderboard and of your folder (or --leaderboard-dir)
 migrate           convert a schema-1.0 folder (<dataset>.json files) into one file per entry
 submit ENTRY_FILE --to CHECKOUT   copy an entry into a checkout's leaderboards/<dataset>/ for a pull request
+site OUT_DIR      a static, self-contained website of every dataset's leaderboard (calobench.report.site)
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["show", "validate", "migrate", "submit"],
-                        help="show DATASET, validate, migrate, or submit ENTRY_FILE --to CHECKOUT")
-    parser.add_argument("dataset", nargs="?", metavar="DATASET|ENTRY_FILE",
-                        help="dataset name (show) or entry file (submit)")
+    parser.add_argument("action", choices=["show", "validate", "migrate", "submit", "site"],
+                        help="show DATASET, validate, migrate, submit ENTRY_FILE --to CHECKOUT, or site OUT_DIR")
+    parser.add_argument("dataset", nargs="?", metavar="DATASET|ENTRY_FILE|OUT_DIR",
+                        help="dataset name (show), entry file (submit) or output folder (site)")
     parser.add_argument("--leaderboard-dir",
                         help="your leaderboard folder (default: $CALOBENCH_LEADERBOARD_DIR, else the per-user data "
                              "folder, see docs/leaderboard.md); validate and migrate: only this folder")
@@ -188,5 +189,17 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site(args: argparse.Namespace) -> int:
+    from calobench.errors import CalobenchError
+    from calobench.report.site import write_site
+
+    if not args.dataset:
+        raise CalobenchError("leaderboard site: name the output folder (calobench leaderboard site OUT_DIR)")
+    index = write_site(args.dataset, user_dir=args.leaderboard_dir)
+    print(f"wrote the leaderboard site: {index} (open it in a browser; it needs no network)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    return {"show": _show, "validate": _validate, "migrate": _migrate, "submit": _submit}[args.action](args)
+    return {"show": _show, "validate": _validate, "migrate": _migrate, "submit": _submit,
+            "site": _site}[args.action](args)
