@@ -1,6 +1,6 @@
 """The public Python API: load and save shower files, compare generated against reference showers.
 
-    load(name_or_path, dataset=None) -> ShowerSet
+    load(name_or_path, dataset=None, tree=None, branches=None) -> ShowerSet   (HDF5 or ROOT)
     save(showerset, path)
     compare(generated, reference, ...) -> Result   (calobench.metrics.evaluate, then JSON and report)
 
@@ -9,25 +9,30 @@ Units: MeV and mm.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from calobench.data.showerfile import save
 from calobench.data.showerset import ShowerSet
 from calobench.data.validation import check_float_option, check_int_option, check_output_dir, check_output_file
-from calobench.datasets import dataset_names, load_reference, open_showers
+from calobench.data.rootfile import is_root_file
+from calobench.datasets import dataset_names, load_reference, open_root_file, open_showers
 from calobench.errors import CalobenchError
 
 if TYPE_CHECKING:
     from calobench.metrics.result import Result
 
 
-def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
+def load(name_or_path: str | Path, dataset: str | None = None, tree: str | None = None,
+         branches: Mapping[str, str] | None = None) -> ShowerSet:
     """Open a shower file, or the embedded reference sample of a registered dataset.
 
     A registered dataset name (e.g. ``"stcf11x11"``) that is not an existing path gives
-    its embedded reference; anything else is read as an HDF5 file, checked against
-    ``dataset`` when given. Showers are read lazily (see ShowerSet.iter_chunks).
+    its embedded reference; a ROOT file (``.root`` or ROOT's magic bytes) is read with uproot
+    from ``tree`` with ``branches`` (role -> expression, see calobench.data.rootfile and
+    docs/root.md); anything else is read as an HDF5 file, checked against ``dataset`` when
+    given. Showers are read lazily (see ShowerSet.iter_chunks).
     """
     if not isinstance(name_or_path, (str, Path)):
         raise CalobenchError(f"load: expected a file path or a dataset name, found {type(name_or_path).__name__}")
@@ -42,14 +47,24 @@ def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
     if not path.exists() and path.suffix == "" and "/" not in str(name_or_path):
         raise CalobenchError(
             f"{name_or_path}: neither a file nor a registered dataset; datasets: {', '.join(dataset_names())}")
+    if _is_root(path):
+        return open_root_file(path, dataset, tree, branches).showerset()
+    if tree is not None or branches:
+        raise CalobenchError(f"{path}: tree/branches (--tree, --branch) apply to ROOT files only; this is not one")
     return open_showers(path, dataset)
 
 
-def _as_showerset(obj, dataset: str | None, what: str) -> ShowerSet:
+def _is_root(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".root" or is_root_file(path)
+
+
+def _as_showerset(obj, dataset: str | None, what: str, tree: str | None = None,
+                  branches: Mapping[str, str] | None = None) -> ShowerSet:
     if isinstance(obj, ShowerSet):
         return obj
     if isinstance(obj, (str, Path)):
-        return load(obj, dataset)
+        is_root = _is_root(obj)
+        return load(obj, dataset, tree if is_root else None, branches if is_root else None)
     raise CalobenchError(f"{what}: expected a ShowerSet or a file path, found {type(obj).__name__}")
 
 
@@ -83,6 +98,8 @@ def compare(
     fpd_min_samples: int = 10_000,
     fpd_max_samples: int = 50_000,
     kpd_batch_size: int = 10_000,
+    tree: str | None = None,
+    branches: Mapping[str, str] | None = None,
 ) -> Result:
     """Evaluate ``generated`` against ``reference`` (ShowerSets, HDF5 paths or dataset names) -> Result.
 
@@ -95,6 +112,8 @@ def compare(
     patience: challenge only; min/max steps: v2 only); cls_floors: also test the reference halves.
     json_path / report_dir: also write the JSON result / the HTML report there.
     progress: progress lines on stderr.
+    tree / branches: how a ROOT file among the two is read (see load); a ROOT ``generated``
+    compared with a dataset name as ``reference`` is read as that dataset.
     """
     for name, value, minimum, optional in (
             ("repeats", repeats, 1, False), ("seed", seed, 0, False), ("max_events", max_events, 1, True),
@@ -130,8 +149,12 @@ def compare(
                                 chunk_size=chunk_size, replicas=replicas, prdc_max_events=prdc_max_events,
                                 fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,
                                 kpd_batch_size=kpd_batch_size, classifier=classifier)
-    result = evaluate(_as_showerset(generated, dataset, "generated"), _as_showerset(reference, dataset, "reference"),
-                      options, log=log)
+    root_dataset = dataset
+    if root_dataset is None and isinstance(reference, str) and reference in dataset_names() \
+            and not Path(reference).exists() and isinstance(generated, (str, Path)) and _is_root(generated):
+        root_dataset = reference
+    result = evaluate(_as_showerset(generated, root_dataset, "generated", tree, branches),
+                      _as_showerset(reference, dataset, "reference", tree, branches), options, log=log)
     if json_path is not None:
         try:
             result.to_json(json_path)

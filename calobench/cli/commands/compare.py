@@ -6,6 +6,7 @@ import argparse
 
 from calobench.errors import CalobenchError
 from calobench.cli.console import console
+from calobench.cli.rootopts import add_root_arguments, root_options
 
 NAME = "compare"
 HELP = "evaluate generated showers against reference showers (any two shower files of one geometry)"
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classifier hidden nodes (default 256 in v2, 2048 in challenge)")
     parser.add_argument("--full", action="store_true", help="print every metric, not only the headline ones")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_root_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise CalobenchError(f"--{flag.replace('_', '-')}: expected a positive number, found {value}")
+    tree, branches, _ = root_options(args, args.generated, args.reference)
     result = compare(args.generated, args.reference, dataset=args.dataset, metrics=args.metrics,
                      repeats=args.repeats, seed=args.seed, json_path=args.json_path, report_dir=args.report_dir,
                      progress=not args.quiet, max_events=args.max_events, cls_protocol=args.cls_protocol,
                      cls_epochs=args.cls_epochs, cls_max_steps=args.cls_max_steps, cls_max_events=args.cls_max_events,
-                     cls_hidden=args.cls_hidden)
+                     cls_hidden=args.cls_hidden, tree=tree, branches=branches)
     console.print(result.table(full=args.full))
     for note in result.info.get("notes", []):
         console.print(f"note: {note}")

@@ -7,7 +7,8 @@ import json
 
 from calobench.errors import CalobenchError
 from calobench.inspection import summarize
-from calobench.datasets import open_dataset_file
+from calobench.datasets import open_dataset_file, open_root_file
+from calobench.cli.rootopts import add_root_arguments, root_options
 from calobench.cli.console import console, table
 
 NAME = "inspect"
@@ -21,10 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="events read at a time (default: about 64 MB of showers)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_root_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    reader = open_dataset_file(args.file, args.dataset)
+    tree, branches, is_root = root_options(args, args.file)
+    reader = open_root_file(args.file, args.dataset, tree, branches) if is_root \
+        else open_dataset_file(args.file, args.dataset)
     info = {"file": str(reader.path), "dataset": reader.dataset,
             "geometry_source": reader.geometry_source, "layout": reader.layout,
             "format_version": reader.format_version or "(plain CaloChallenge file)",
