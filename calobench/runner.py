@@ -11,7 +11,8 @@ Steps (``run_benchmark``):
 4. one shower is generated per test event (its incident energy and conditions) and written
    to ``<out>/generated.h5`` in the dataset's layout;
 5. calobench.api.compare evaluates generated against the test split (``<out>/metrics.json``);
-6. generation is timed on every available device (calobench.timing);
+6. generation is timed on every available device (calobench.timing), at `--threads` CPU threads
+   (default TIMING_THREADS = 1, whatever the training used);
 7. an entry is added to ``<leaderboard_dir>/<dataset>.json``.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ from calobench.hardware import check_device
 from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
 from calobench.models.registry import check_supported
 from calobench.data.showerset import ShowerSet
-from calobench.timing import TimingOptions, time_model
+from calobench.timing import TIMING_THREADS, TimingOptions, schema_keys, time_model
 
 if TYPE_CHECKING:
     from calobench.metrics.result import Result
@@ -204,6 +205,7 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
     """The steps after the run folder exists: train, generate, evaluate, time, record."""
     import torch
     from calobench.leaderboard import add_entry, make_entry
+    from calobench.leaderboard import schema as leaderboard_schema
     _log(options.progress, f"{options.dataset}: {len(train)} train / {len(valid)} validation / {len(test)} test "
                            f"events (split seed {SPLIT_SEED})")
 
@@ -241,7 +243,8 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
 
     t0 = time.perf_counter()
     torch.set_num_threads(default_threads)
-    timing_options = TIMING.get(options.preset, TIMING["quick"])
+    timing_options = replace(TIMING.get(options.preset, TIMING["quick"]),
+                             threads=options.threads or TIMING_THREADS)
     timing = time_model(model, test.energies, test.conditions, options=timing_options) if options.timing \
         else {"geant4_ms_per_event": None, "devices": {}}
     timing["model_state"] = "trained" if trained else "saved"
@@ -252,7 +255,8 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
         config["epochs"] = options.epochs
     entry = make_entry(
         model=cls.name, family=cls.family, seed_document=cls.seed_document, preset=options.preset,
-        parameters=model.parameter_count(), dataset=options.dataset, metrics=result.metrics, timing=timing,
+        parameters=model.parameter_count(), dataset=options.dataset, metrics=result.metrics,
+        timing=schema_keys(timing, leaderboard_schema()),
         seed=options.seed, config=config, split_seed=SPLIT_SEED, reference=reference_name,
         reference_path=reference_path,
         training={"train_events": len(train), "validation_events": len(valid), "seconds": seconds["train"],
@@ -266,6 +270,7 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
     if options.leaderboard_dir is not None:
         leaderboard = add_entry(options.leaderboard_dir, options.dataset, entry)
     write_json_atomic(out / "entry.json", entry)
+    write_json_atomic(out / "timing.json", timing)  # the whole record: threads, CPU, load, median, spread
     return RunOutcome(model, history, result, timing, entry, out, leaderboard, trained, seconds)
 
 
