@@ -50,8 +50,8 @@ def timing_table(timing: dict, title: str):
                 rows.append([device, bs, "skipped", "", 0, "", t["skipped"]])
                 continue
             median = t.get("median_ms_per_shower", t["ms_per_shower"])
-            rows.append([device, bs, _fmt(median), _fmt(t.get("iqr_ms_per_shower")), _fmt(t["ms_per_shower"]),
-                         _fmt(t["std"]), t["repeats"], _fmt(1000.0 / median), _fmt(t.get("speedup_vs_geant4"))])
+            rows.append([device, bs, _fmt(median), _fmt(t.get("iqr_ms_per_shower")), t["repeats"],
+                         _fmt(1000.0 / median), _fmt(t.get("speedup_vs_geant4"))])
     g4 = timing.get("geant4_ms_per_event")
     title = f"{title} (Geant4: {_fmt(g4)} ms/event)" if g4 else f"{title} (Geant4 time unknown: no speed-up)"
     if "threads" in timing:
@@ -59,8 +59,8 @@ def timing_table(timing: dict, title: str):
         load_text = "/".join("?" if v is None else f"{v:.2f}" for v in load)
         title += (f"; {timing['threads']} CPU thread(s) on {timing.get('cpu_model', '?')}, "
                   f"load {load_text} before/after")
-    return table(title, ["device", "batch", "median ms/shower", "IQR", "mean", "+-", "repeats", "showers/s",
-                         "speed-up vs Geant4 (median)"], rows)
+    return table(title, ["device", "batch", "ms/shower (median)", "IQR", "repeats", "showers/s",
+                         "speed-up vs Geant4"], rows)
 
 
 def run(args: argparse.Namespace) -> int:
