@@ -77,6 +77,8 @@ class RunOptions:
     overrides: dict = field(default_factory=dict)
     command: str = ""
     threads: int | None = None
+    reference_tree: str | None = None
+    reference_branches: dict[str, str] = field(default_factory=dict)
 
     def torch_threads(self) -> int | None:
         """Torch CPU threads for training and evaluation: ``threads``, else 1 for the tiny and
@@ -117,9 +119,13 @@ def split_indices(n: int, seed: int = SPLIT_SEED,
     return np.sort(train), np.sort(valid), np.sort(test)
 
 
-def load_reference(dataset: str, reference: str | Path | None = None) -> ShowerSet:
-    """The dataset's embedded sample, or ``reference`` read as a file of that dataset."""
-    return load(reference if reference is not None else dataset, dataset)
+def load_reference(dataset: str, reference: str | Path | None = None, tree: str | None = None,
+                   branches: dict[str, str] | None = None) -> ShowerSet:
+    """The dataset's embedded sample, or ``reference`` read as a file of that dataset (a ROOT file
+    from ``tree`` with ``branches``, see calobench.data.rootfile)."""
+    if reference is None:
+        return load(dataset, dataset)
+    return load(reference, dataset, tree, branches)
 
 
 def split_reference(ref: ShowerSet) -> tuple[ShowerSet, ShowerSet, ShowerSet]:
@@ -187,7 +193,7 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     from calobench.datasets import get_dataset
 
     reference_path = Path(options.reference) if options.reference is not None else get_dataset(options.dataset).embedded_path
-    ref = load_reference(options.dataset, options.reference)
+    ref = load_reference(options.dataset, options.reference, options.reference_tree, options.reference_branches)
     train, valid, test = split_reference(ref)
     seconds["load_split"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)

@@ -24,5 +24,6 @@ def root_options(args: argparse.Namespace, *paths: str) -> tuple[str | None, dic
     branches = parse_branch_options(args.branches)
     is_root = any(Path(p).suffix.lower() == ".root" or is_root_file(p) for p in paths)
     if (args.tree is not None or branches) and not is_root:
-        raise CalobenchError(f"--tree/--branch: apply to ROOT files only; none of {', '.join(paths)} is one")
+        named = ", ".join(paths) or "the inputs"
+        raise CalobenchError(f"--tree/--branch: apply to ROOT files only; none of {named} is one")
     return args.tree, branches, is_root

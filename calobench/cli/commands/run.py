@@ -7,6 +7,7 @@ import math
 import sys
 
 from calobench.cli.console import console, table
+from calobench.cli.rootopts import add_root_arguments, root_options
 
 NAME = "run"
 HELP = "train a registered model on a dataset, evaluate it on the held-out split, time it, add a leaderboard entry"
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads for training, evaluation and timing (default: 1 for tiny and "
                              "quick, torch's default for full; timing: 1, what leaderboard entries use)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_root_arguments(parser)
 
 
 def _fmt(value) -> str:
@@ -70,11 +72,12 @@ def run(args: argparse.Namespace) -> int:
     from calobench.runner import RunOptions, run_benchmark
     from calobench.cli.settings import preset_settings
 
+    tree, branches, _ = root_options(args, *([args.reference] if args.reference else []))
     overrides = preset_settings(args.settings, args.model, args.dataset, args.preset)
 
     options = RunOptions(model=args.model, dataset=args.dataset, preset=args.preset, device=args.device,
                          seed=args.seed, epochs=args.epochs, out=args.out, resume=args.resume,
-                         reference=args.reference,
+                         reference=args.reference, reference_tree=tree, reference_branches=branches,
                          leaderboard_dir=None if args.no_leaderboard else args.leaderboard_dir,
                          progress=not args.quiet, timing=not args.no_timing,
                          command="calobench " + " ".join(sys.argv[1:]), threads=args.threads,
