@@ -14,8 +14,8 @@ ORDER = 30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("generated", help="HDF5 file of generated showers (CaloChallenge layout works)")
-    parser.add_argument("reference", help="HDF5 file of reference showers, or a registered dataset name")
+    parser.add_argument("generated", help="HDF5 or ROOT file of generated showers (CaloChallenge layout works; ROOT: see --tree, --branch)")
+    parser.add_argument("reference", help="HDF5 or ROOT file of reference showers, or a registered dataset name")
     parser.add_argument("--dataset", help="registered dataset of both files (default: declared or inferred)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated stages: hist,resolution,fpd,prdc,cls-high,cls-xgb,cls-low "

@@ -17,7 +17,7 @@ ORDER = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="HDF5 shower file (CaloChallenge layout or calobench extras)")
+    parser.add_argument("file", help="HDF5 shower file (CaloChallenge layout or calobench extras) or ROOT tree (see --tree, --branch)")
     parser.add_argument("--dataset", help="registered dataset the file belongs to (default: declared or inferred)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="events read at a time (default: about 64 MB of showers)")
