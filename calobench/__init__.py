@@ -1,7 +1,7 @@
 """calobench: the benchmark and evaluation suite for ML calorimeter fast simulation.
 
 Python API (calobench.api):
-    calobench.load(name_or_path, dataset=None) -> ShowerSet
+    calobench.load(name_or_path, dataset=None, tree=None, branches=None) -> ShowerSet   (HDF5 or ROOT)
     calobench.save(showerset, path)
     calobench.compare(generated, reference, ...) -> Result    (Result.to_pandas(): one row per metric)
     calobench.Timing(timing_dict).to_pandas()                 (a time_model / leaderboard timing object)

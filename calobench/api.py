@@ -1,6 +1,6 @@
 """The public Python API: load and save shower files, compare generated against reference showers.
 
-    load(name_or_path, dataset=None) -> ShowerSet
+    load(name_or_path, dataset=None, tree=None, branches=None) -> ShowerSet   (HDF5 or ROOT)
     save(showerset, path)
     compare(generated, reference, ...) -> Result   (calobench.metrics.evaluate, then JSON and report)
 
@@ -9,13 +9,15 @@ Units: MeV and mm.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from calobench.data.showerfile import save
 from calobench.data.showerset import ShowerSet
 from calobench.data.validation import check_float_option, check_int_option, check_output_dir, check_output_file
-from calobench.datasets import dataset_names, load_reference, open_showers
+from calobench.data.rootfile import is_root_file
+from calobench.datasets import dataset_names, load_reference, open_root_file, open_showers
 from calobench.datasets.registry import AmbiguousGeometryError
 from calobench.errors import CalobenchError
 
@@ -23,12 +25,15 @@ if TYPE_CHECKING:
     from calobench.metrics.result import Result
 
 
-def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
+def load(name_or_path: str | Path, dataset: str | None = None, tree: str | None = None,
+         branches: Mapping[str, str] | None = None) -> ShowerSet:
     """Open a shower file, or the embedded reference sample of a registered dataset.
 
     A registered dataset name (e.g. ``"stcf11x11"``) that is not an existing path gives
-    its embedded reference; anything else is read as an HDF5 file, checked against
-    ``dataset`` when given. Showers are read lazily (see ShowerSet.iter_chunks).
+    its embedded reference; a ROOT file (``.root`` or ROOT's magic bytes) is read with uproot
+    from ``tree`` with ``branches`` (role -> expression, see calobench.data.rootfile and
+    docs/root.md); anything else is read as an HDF5 file, checked against ``dataset`` when
+    given. Showers are read lazily (see ShowerSet.iter_chunks).
     """
     if not isinstance(name_or_path, (str, Path)):
         raise CalobenchError(f"load: expected a file path or a dataset name, found {type(name_or_path).__name__}")
@@ -43,30 +48,45 @@ def load(name_or_path: str | Path, dataset: str | None = None) -> ShowerSet:
     if not path.exists() and path.suffix == "" and "/" not in str(name_or_path):
         raise CalobenchError(
             f"{name_or_path}: neither a file nor a registered dataset; datasets: {', '.join(dataset_names())}")
+    if _is_root(path):
+        return open_root_file(path, dataset, tree, branches).showerset()
+    if tree is not None or branches:
+        raise CalobenchError(f"{path}: tree/branches (--tree, --branch) apply to ROOT files only; this is not one")
     return open_showers(path, dataset)
 
 
-def _as_showerset(obj, dataset: str | None, what: str) -> ShowerSet:
+def _is_root(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".root" or is_root_file(path)
+
+
+def _as_showerset(obj, dataset: str | None, what: str, tree: str | None = None,
+                  branches: Mapping[str, str] | None = None) -> ShowerSet:
     if isinstance(obj, ShowerSet):
         return obj
     if isinstance(obj, (str, Path)):
-        return load(obj, dataset)
+        is_root = _is_root(obj)
+        return load(obj, dataset, tree if is_root else None, branches if is_root else None)
     raise CalobenchError(f"{what}: expected a ShowerSet or a file path, found {type(obj).__name__}")
 
 
-def _generated_showerset(generated, dataset: str | None, ref: ShowerSet) -> ShowerSet:
+def _generated_showerset(generated, dataset: str | None, ref: ShowerSet, tree: str | None = None,
+                         branches: Mapping[str, str] | None = None) -> ShowerSet:
     """The generated sample. A file whose cell count fits several geometries (121 cells: stcf11x11
     and bes3-11x11) and that declares none is read with the geometry of the reference ``ref``
-    when that is one of them (e.g. ``compare gen.h5 stcf11x11``)."""
+    when that is one of them (e.g. ``compare gen.h5 stcf11x11``); a ROOT file without a dataset
+    is read as the reference's dataset (``compare sim.root bes3-11x11``)."""
     from calobench.datasets import get_dataset
 
+    if dataset is None and isinstance(generated, (str, Path)) and Path(generated).exists() and _is_root(generated) \
+            and ref.dataset in dataset_names():
+        dataset = ref.dataset
     try:
-        return _as_showerset(generated, dataset, "generated")
+        return _as_showerset(generated, dataset, "generated", tree, branches)
     except AmbiguousGeometryError as exc:
         if ref.geometry.name not in exc.candidates:
             raise
         same = [name for name in dataset_names() if get_dataset(name).geometry.name == ref.geometry.name]
-        return _as_showerset(generated, same[0], "generated")
+        return _as_showerset(generated, same[0], "generated", tree, branches)
 
 
 def compare(
@@ -99,6 +119,8 @@ def compare(
     fpd_min_samples: int = 10_000,
     fpd_max_samples: int = 50_000,
     kpd_batch_size: int = 10_000,
+    tree: str | None = None,
+    branches: Mapping[str, str] | None = None,
 ) -> Result:
     """Evaluate ``generated`` against ``reference`` (ShowerSets, HDF5 paths or dataset names) -> Result.
 
@@ -111,6 +133,8 @@ def compare(
     patience: challenge only; min/max steps: v2 only); cls_floors: also test the reference halves.
     json_path / report_dir: also write the JSON result / the HTML report there.
     progress: progress lines on stderr.
+    tree / branches: how a ROOT file among the two is read (see load); a ROOT ``generated``
+    compared with a dataset name as ``reference`` is read as that dataset.
     """
     for name, value, minimum, optional in (
             ("repeats", repeats, 1, False), ("seed", seed, 0, False), ("max_events", max_events, 1, True),
@@ -146,8 +170,8 @@ def compare(
                                 chunk_size=chunk_size, replicas=replicas, prdc_max_events=prdc_max_events,
                                 fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,
                                 kpd_batch_size=kpd_batch_size, classifier=classifier)
-    ref = _as_showerset(reference, dataset, "reference")
-    result = evaluate(_generated_showerset(generated, dataset, ref), ref, options, log=log)
+    ref = _as_showerset(reference, dataset, "reference", tree, branches)
+    result = evaluate(_generated_showerset(generated, dataset, ref, tree, branches), ref, options, log=log)
     if json_path is not None:
         try:
             result.to_json(json_path)

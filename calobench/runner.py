@@ -11,7 +11,8 @@ Steps (``run_benchmark``):
 4. one shower is generated per test event (its incident energy and conditions) and written
    to ``<out>/generated.h5`` in the dataset's layout;
 5. calobench.api.compare evaluates generated against the test split (``<out>/metrics.json``);
-6. generation is timed on every available device (calobench.timing);
+6. generation is timed on every available device (calobench.timing), at `--threads` CPU threads
+   (default TIMING_THREADS = 1, whatever the training used);
 7. an entry is added as ``<leaderboard_dir>/<dataset>/<entry-id>.json`` (default: the user's
    leaderboard folder, calobench.leaderboard.locations.user_dir(); never the curated one).
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ from calobench.hardware import check_device
 from calobench.models.base import CONFIG_FILE, Generator, write_json_atomic
 from calobench.models.registry import check_supported
 from calobench.data.showerset import ShowerSet
-from calobench.timing import TimingOptions, time_model
+from calobench.timing import TIMING_THREADS, TimingOptions, schema_keys, time_model
 
 if TYPE_CHECKING:
     from calobench.metrics.result import Result
@@ -79,6 +80,8 @@ class RunOptions:
     overrides: dict = field(default_factory=dict)
     command: str = ""
     threads: int | None = None
+    reference_tree: str | None = None
+    reference_branches: dict[str, str] = field(default_factory=dict)
 
     def torch_threads(self) -> int | None:
         """Torch CPU threads for training and evaluation: ``threads``, else 1 for the tiny and
@@ -125,9 +128,13 @@ def split_indices(n: int, seed: int = SPLIT_SEED,
     return np.sort(train), np.sort(valid), np.sort(test)
 
 
-def load_reference(dataset: str, reference: str | Path | None = None) -> ShowerSet:
-    """The dataset's embedded sample, or ``reference`` read as a file of that dataset."""
-    return load(reference if reference is not None else dataset, dataset)
+def load_reference(dataset: str, reference: str | Path | None = None, tree: str | None = None,
+                   branches: dict[str, str] | None = None) -> ShowerSet:
+    """The dataset's embedded sample, or ``reference`` read as a file of that dataset (a ROOT file
+    from ``tree`` with ``branches``, see calobench.data.rootfile)."""
+    if reference is None:
+        return load(dataset, dataset)
+    return load(reference, dataset, tree, branches)
 
 
 def _reference_name(options: "RunOptions") -> str:
@@ -214,7 +221,7 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     # the benchmark reference, built from the dataset's recipe on first use
     reference_path = Path(options.reference) if options.reference is not None else \
         benchmark_reference_path(options.dataset, build=options.preset != "tiny", progress=options.progress)
-    ref = load_reference(options.dataset, reference_path)
+    ref = load_reference(options.dataset, reference_path, options.reference_tree, options.reference_branches)
     quick = get_dataset(options.dataset).quick_events
     if options.preset == "tiny" and options.reference is None and quick is not None and len(ref) > quick:
         ref = ref.slice(0, quick)
@@ -235,6 +242,7 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
     """The steps after the run folder exists: train, generate, evaluate, time, record."""
     import torch
     from calobench.leaderboard import add_entry, make_entry
+    from calobench.leaderboard import schema as leaderboard_schema
     _log(options.progress, f"{options.dataset}: {len(train)} train / {len(valid)} validation / {len(test)} test "
                            f"events (split seed {SPLIT_SEED})")
 
@@ -272,7 +280,8 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
 
     t0 = time.perf_counter()
     torch.set_num_threads(default_threads)
-    timing_options = TIMING.get(options.preset, TIMING["quick"])
+    timing_options = replace(TIMING.get(options.preset, TIMING["quick"]),
+                             threads=options.threads or TIMING_THREADS)
     timing = time_model(model, test.energies, test.conditions, options=timing_options) if options.timing \
         else {"geant4_ms_per_event": None, "devices": {}}
     timing["model_state"] = "trained" if trained else "saved"
@@ -283,7 +292,8 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
         config["epochs"] = options.epochs
     entry = make_entry(
         model=cls.name, family=cls.family, seed_document=cls.seed_document, preset=options.preset,
-        parameters=model.parameter_count(), dataset=options.dataset, metrics=result.metrics, timing=timing,
+        parameters=model.parameter_count(), dataset=options.dataset, metrics=result.metrics,
+        timing=schema_keys(timing, leaderboard_schema()),
         seed=options.seed, config=config, split_seed=SPLIT_SEED, reference=reference_name,
         reference_path=reference_path,
         training={"train_events": len(train), "validation_events": len(valid), "seconds": seconds["train"],
@@ -294,6 +304,7 @@ def _run_in(options: RunOptions, default_threads: int, cls, out: Path, info: dic
         command=options.command,
     )
     write_json_atomic(out / "entry.json", entry)  # kept even if recording it fails
+    write_json_atomic(out / "timing.json", timing)  # the whole record: threads, CPU, load, median, spread
     leaderboard = None
     if options.leaderboard_dir is not None:
         leaderboard = add_entry(options.leaderboard_dir, options.dataset, entry)

@@ -13,14 +13,30 @@ memory, building the ShowerSet), since that is what a user waits for. Calls are 
 seconds, or in process CPU seconds with ``TimingOptions(cpu_time=True)`` (all threads together;
 insensitive to other load on a shared machine).
 
+CPU timing runs at a fixed number of torch threads, ``TimingOptions.threads`` (default
+``TIMING_THREADS`` = 1, what the leaderboard's entries use: on a shared machine torch's default
+thread count measures the load of the others as much as the model; one thread is the most
+reproducible figure). The threads are set for the measurement and restored afterwards. The record
+says what the numbers were measured under: ``threads``, ``cpu_model``, ``cores`` (logical CPUs of the
+machine) and the 1-minute load average before and after (``load_1min_before``,
+``load_1min_after``; None where the platform has none); ``load_warning`` is a one-line text (also
+printed on stderr) when the load before left fewer idle cores than the threads timing uses
+(``cores - load_1min_before < threads``), else None. Each batch size is measured ``repeats`` times
+(at least ``min_repeats`` unless one call exceeds the budget) and reports the mean (``ms_per_shower``,
+``std``) and the robust pair ``median_ms_per_shower`` and ``iqr_ms_per_shower`` (interquartile range,
+the spread); ``speedup_vs_geant4`` is Geant4's time over the median.
+
 ``fake_inputs`` draws incident energies and conditions for a dataset without its reference
 sample: generation speed does not depend on the condition values.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -29,6 +45,8 @@ from calobench.hardware import available_devices, check_device
 from calobench.models.base import Generator
 
 BATCH_SIZES = (1, 100, 10000)
+#: Torch CPU threads of every timing unless asked otherwise (`--threads`); leaderboard entries use it.
+TIMING_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -38,7 +56,8 @@ class TimingOptions:
     max_call_s: skip a batch size whose one call is estimated to take longer (no warm-up call is
     made when warm-up plus one call would exceed it).
     cpu_time: time calls (and count budget_s) in process CPU seconds (time.process_time) instead of
-    wall seconds."""
+    wall seconds. threads: torch CPU threads during the CPU measurement (restored after).
+    min_repeats: timed calls at least, budget permitting (a single call over budget_s stops)."""
 
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     warmup: int = 1
@@ -46,6 +65,28 @@ class TimingOptions:
     budget_s: float = 20.0
     max_call_s: float = 120.0
     cpu_time: bool = False
+    threads: int = TIMING_THREADS
+    min_repeats: int = 3
+
+
+def load_average() -> float | None:
+    """The 1-minute load average of the machine, None where the platform has none."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
+def load_warning(load: float | None, threads: int, cores: int | None) -> str | None:
+    """A one-line warning when the load leaves fewer idle cores than ``threads``, else None."""
+    if load is None or cores is None or cores - load >= threads:
+        return None
+    return (f"timing: the 1-minute load average {load:.2f} leaves fewer than the {threads} idle core(s) "
+            f"that timing uses ({cores} cores): the times will be inflated by other work")
+
+
+def _warn(message: str) -> None:
+    print(f"calobench: warning: {message}", file=sys.stderr, flush=True)
 
 
 def device_name(device: str) -> str:
@@ -111,13 +152,38 @@ def _inputs(energies: np.ndarray, conditions: dict[str, np.ndarray], n: int) -> 
     return energies[index], {k: np.asarray(v)[index] for k, v in conditions.items()}
 
 
+def schema_keys(timing: dict, schema: dict) -> dict:
+    """``timing`` with only the keys the leaderboard schema declares (top level, per device, per batch).
+
+    The measurement record may carry keys a leaderboard schema does not know yet (a newer calobench
+    writing into an older board): they are kept in the run folder's timing.json and left out of the
+    entry until the schema declares them.
+    """
+    defs = schema.get("$defs", {})
+
+    def keep(record: dict, properties: dict) -> dict:
+        return {k: v for k, v in record.items() if k in properties}
+
+    top = defs.get("entry", {}).get("properties", {}).get("timing", {}).get("properties", {})
+    device = defs.get("device_timing", {}).get("properties", {})
+    measured = defs.get("batch_measured", {}).get("properties", {})
+    skipped = defs.get("batch_skipped", {}).get("properties", {})
+    out = keep(timing, top)
+    out["devices"] = {}
+    for name, info in timing.get("devices", {}).items():
+        out["devices"][name] = {**keep(info, device), "batches": {
+            bs: keep(b, skipped if "skipped" in b else measured) for bs, b in info.get("batches", {}).items()}}
+    return out
+
+
 def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.ndarray], batch_size: int,
                device: str, options: TimingOptions = TimingOptions()) -> dict:
     """Time ``model.sample`` at one batch size on the model's current device.
 
     energies (N,) MeV and conditions {name: (N,)} are cycled to ``batch_size`` showers per call.
-    Returns {"ms_per_shower": mean, "std": std, "repeats": timed calls, "warmup": untimed calls}
-    (milliseconds per shower, wall or process CPU time as ``options.cpu_time`` says).
+    Returns {"ms_per_shower": mean, "std": std, "median_ms_per_shower": median, "iqr_ms_per_shower":
+    interquartile range, "repeats": timed calls, "warmup": untimed calls} (milliseconds per shower,
+    wall or process CPU time as ``options.cpu_time`` says).
     """
     e, c = _inputs(energies, conditions, batch_size)
     clock = time.process_time if options.cpu_time else time.perf_counter
@@ -127,7 +193,17 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
     _synchronise(device)
     times = []
     spent = 0.0
-    while len(times) < max(1, options.repeats) and (not times or spent < options.budget_s):
+    wanted = max(1, options.repeats)
+    at_least = min(wanted, max(1, options.min_repeats))
+
+    def more() -> bool:
+        if len(times) >= wanted:
+            return False
+        if len(times) < at_least:  # several repeats, unless one call alone is over the budget
+            return not times or times[0] * batch_size / 1000.0 <= options.budget_s
+        return spent < options.budget_s
+
+    while more():
         start = clock()
         model.sample(e, c, batch_size=batch_size)
         _synchronise(device)
@@ -135,18 +211,21 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
         times.append(elapsed * 1000.0 / batch_size)
         spent += elapsed
     values = np.asarray(times)
+    q25, median, q75 = np.percentile(values, [25, 50, 75])
     return {"ms_per_shower": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "median_ms_per_shower": float(median), "iqr_ms_per_shower": float(q75 - q25),
             "repeats": int(len(values)), "warmup": int(warmup)}
 
 
 def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.ndarray] | None = None,
                devices: list[str] | None = None, options: TimingOptions = TimingOptions(),
-               progress: bool = False) -> dict:
+               progress: bool = False, warn: Callable[[str], None] = _warn) -> dict:
     """Time generation on every device; returns the leaderboard's ``timing`` object.
 
     energies (N,) MeV and conditions {name: (N,)}: the conditions to generate for (cycled).
     devices: default every available device the model can use (numpy models: cpu only).
-    The model is moved back to its original device afterwards.
+    The model is moved back to its original device, and torch to its thread count, afterwards.
+    warn: where the load warning goes (default: one line on stderr).
     """
     import torch
 
@@ -156,10 +235,23 @@ def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.
         devices = [d for d in available_devices() if d == "cpu" or model.accelerated]
     for device in devices:
         check_device(device, "timing device")
+    from calobench.data.validation import check_int_option
+    from calobench.hardware import cpu_name
+
+    check_int_option(options.threads, "timing: threads", 1)
     g4 = geant4_ms(model.dataset.name)
     original = model.device
-    out: dict = {"geant4_ms_per_event": g4, "devices": {}}
+    original_threads = torch.get_num_threads()
+    cores = os.cpu_count()
+    before = load_average()
+    warning = load_warning(before, options.threads, cores)
+    if warning is not None:
+        warn(warning)
+    out: dict = {"geant4_ms_per_event": g4, "devices": {}, "threads": int(options.threads),
+                 "cpu_model": cpu_name(), "cores": cores, "load_1min_before": before, "load_1min_after": None,
+                 "load_warning": warning}
     try:
+        torch.set_num_threads(options.threads)
         for device in devices:
             model.to(device)
             batches = {}
@@ -179,7 +271,7 @@ def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.
                 if estimate_s is not None and estimate_s * (options.warmup + 1) > options.max_call_s:
                     batch_options = replace(options, warmup=0)
                 result = time_batch(model, energies, conditions, bs, device, batch_options)
-                result["speedup_vs_geant4"] = (g4 / result["ms_per_shower"]) if g4 else None
+                result["speedup_vs_geant4"] = (g4 / result["median_ms_per_shower"]) if g4 else None
                 batches[str(bs)] = result
                 last_ms = result["ms_per_shower"]
             out["devices"][device] = {"device_name": device_name(device),
@@ -187,8 +279,10 @@ def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.
                                       "batches": batches}
     finally:
         model.to(original)
+        torch.set_num_threads(original_threads)
+    out["load_1min_after"] = load_average()
     return out
 
 
-__all__ = ["BATCH_SIZES", "TimingOptions", "available_devices", "fake_inputs", "geant4_ms", "time_batch",
+__all__ = ["BATCH_SIZES", "TIMING_THREADS", "TimingOptions", "load_average", "load_warning", "schema_keys", "available_devices", "fake_inputs", "geant4_ms", "time_batch",
            "time_model"]

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1] / "calobench"
 
 #: Lowest first. The first prefix that matches a module gives its layer.
 LAYERS: list[tuple[str, ...]] = [
-    ("calobench.errors", "calobench.hardware", "calobench.allocator", "calobench.version"),
+    ("calobench.errors", "calobench.hardware", "calobench.allocator", "calobench.version",
+     "calobench.progress"),
     ("calobench.data",),
     ("calobench.datasets",),
     ("calobench.simulation",),

@@ -12,7 +12,8 @@ import calobench
 from calobench.cli import main
 from calobench.baselines.parametric.mean_shower import MeanShower
 from calobench.datasets import PDG, get_dataset
-from calobench.timing import TimingOptions, available_devices, fake_inputs, geant4_ms, time_batch, time_model
+from calobench.timing import (TimingOptions, available_devices, fake_inputs, geant4_ms, schema_keys, time_batch,
+                              time_model)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_time_model_devices_and_speedup(fitted):
         if g4 is None:
             assert t["speedup_vs_geant4"] is None
         else:
-            assert t["speedup_vs_geant4"] == pytest.approx(g4 / t["ms_per_shower"])
+            assert t["speedup_vs_geant4"] == pytest.approx(g4 / t["median_ms_per_shower"])
     assert "cpu" in available_devices()
 
 
@@ -134,8 +135,11 @@ def test_batch_sizes_too_slow_for_the_call_limit_are_skipped_and_valid(fitted):
     assert "limit" in batches["10000"]["skipped"] and batches["10000"]["estimated_s"] > 0
     schema = load_schema()
     timing_schema = {"$defs": schema["$defs"], "$ref": "#/$defs/batch_timing"}
-    jsonschema.validate(batches["10000"], timing_schema)
-    jsonschema.validate(batches["100"], timing_schema)
+    # the entry carries the keys the schema declares (schema_keys; the rest stays in timing.json)
+    entry_batches = schema_keys(timing, schema)["devices"]["cpu"]["batches"]
+    assert entry_batches["100"]["ms_per_shower"] == batches["100"]["ms_per_shower"]
+    jsonschema.validate(entry_batches["10000"], timing_schema)
+    jsonschema.validate(entry_batches["100"], timing_schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"skipped": "too slow"}, timing_schema)  # the estimate is required
 
@@ -176,3 +180,59 @@ def test_load_with_overrides(tmp_path):
     assert loaded.config["sampling_precision"] == "bfloat16"
     with pytest.raises(CalobenchError, match=r"config\.json: cannot set colour: not a setting of the saved model"):
         Bes3GAN.load(folder, overrides={"colour": 1})
+
+
+def test_timing_record_carries_threads_cpu_and_load(fitted, capsys):
+    import torch
+
+    from calobench.hardware import cpu_name
+
+    model, ref = fitted
+    torch.set_num_threads(2)
+    warnings: list[str] = []
+    timing = time_model(model, ref.energies, ref.conditions, warn=warnings.append,
+                        options=TimingOptions(batch_sizes=(1, 10), warmup=0, repeats=5, budget_s=5, threads=1))
+    assert torch.get_num_threads() == 2  # restored after the measurement
+    assert timing["threads"] == 1 and timing["devices"]["cpu"]["threads"] == 1
+    assert timing["cpu_model"] == cpu_name() and timing["cpu_model"]
+    assert timing["cores"] >= 1
+    for key in ("load_1min_before", "load_1min_after"):
+        assert timing[key] is None or timing[key] >= 0
+    assert (timing["load_warning"] is None) == (not warnings)
+    batch = timing["devices"]["cpu"]["batches"]["10"]
+    assert batch["repeats"] == 5
+    assert batch["median_ms_per_shower"] > 0 and batch["iqr_ms_per_shower"] >= 0
+    torch.set_num_threads(1)
+
+
+def test_load_warning_when_the_load_leaves_too_few_cores():
+    from calobench.timing import load_warning
+
+    assert load_warning(0.5, 1, 2) is None
+    assert load_warning(1.5, 1, 2) is not None and "1.50" in load_warning(1.5, 1, 2)
+    assert load_warning(1.5, 2, 4) is None and load_warning(2.5, 2, 4) is not None
+    assert load_warning(None, 1, 2) is None
+
+
+def test_several_repeats_even_when_the_budget_is_small(fitted):
+    model, ref = fitted
+    t = time_batch(model, ref.energies, ref.conditions, 5, "cpu",
+                   TimingOptions(warmup=0, repeats=10, budget_s=1e-9, min_repeats=3))
+    assert t["repeats"] == 1  # one call already over the budget: no more
+    t = time_batch(model, ref.energies, ref.conditions, 5, "cpu",
+                   TimingOptions(warmup=0, repeats=10, budget_s=0.5, min_repeats=3))
+    assert t["repeats"] >= 3
+
+
+def test_time_cli_threads_and_load_warning_on_stderr(capsys, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (1000.0, 0.0, 0.0))
+    assert main(["time", "--model", "mean-shower", "--dataset", "stcf11x11", "--batch-sizes", "5",
+                 "--repeats", "2", "--threads", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    timing = json.loads(captured.out)["timing"]
+    assert timing["threads"] == 1 and timing["load_1min_before"] == 1000.0
+    lines = [line for line in captured.err.splitlines() if "load average" in line]
+    assert len(lines) == 1 and "1000.00" in lines[0]
+    assert main(["time", "--model", "mean-shower", "--dataset", "stcf11x11", "--threads", "0"]) == 2

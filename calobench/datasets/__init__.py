@@ -17,6 +17,7 @@ from calobench.datasets.registry import (
     get_geometry,
     load_reference,
     open_dataset_file,
+    open_root_file,
     open_showers,
     register,
     unregister,
@@ -26,5 +27,5 @@ from calobench.datasets.reference_timing import geant4_ms_per_event
 
 __all__ = [
     "Dataset", "PDG", "dataset_names", "geant4_ms_per_event", "geometry_names", "get_dataset", "get_geometry",
-    "load_reference", "open_dataset_file", "open_showers", "register", "unregister",
+    "load_reference", "open_dataset_file", "open_root_file", "open_showers", "register", "unregister",
 ]

@@ -270,6 +270,26 @@ def open_showers(path: str | Path, dataset: str | None = None) -> ShowerSet:
     return open_dataset_file(path, dataset).showerset()
 
 
+def open_root_file(path: str | Path, dataset: str | None = None, tree: str | None = None,
+                   branches: Mapping[str, str] | None = None):
+    """Open and validate a ROOT tree of showers (calobench.data.rootfile) -> RootShowerReader.
+
+    dataset: the registered dataset of the file (default: the one ``calobench export`` stored
+    in it); its geometry and conditions say which branches are read. tree / branches: see
+    RootShowerReader.
+    """
+    from calobench.data.rootfile import RootShowerReader, read_root_dataset_name
+
+    name = dataset or read_root_dataset_name(path)
+    if not name:
+        raise CalobenchError(f"{path}: ROOT file declares no dataset: pass --dataset (dataset=); "
+                             f"datasets: {', '.join(_DATASETS)}")
+    ds = get_dataset(name)
+    reader = RootShowerReader(path, ds.geometry, ds.conditions, name, tree, branches)
+    reader.geometry_source = "given" if dataset else "declared"
+    return reader
+
+
 def load_reference(name: str, embedded: bool = False) -> ShowerSet:
     """The reference sample of a dataset as a file-backed ShowerSet.
 
@@ -290,5 +310,5 @@ __all__ = [
     "AmbiguousGeometryError", "CHALLENGE_SOURCE", "Dataset",
     "GEANT4_SOURCE", "ImpactLaw", "PDG", "centred_axis", "data_path",
     "dataset_names", "geometry_names", "get_dataset", "get_geometry", "load_reference", "open_dataset_file",
-    "open_showers", "register", "unregister",
+    "open_root_file", "open_showers", "register", "unregister",
 ]

@@ -40,6 +40,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from calobench.errors import CalobenchError
+from calobench.progress import Bar, log_enabled, stage
 
 LN2 = float(np.log(2.0))
 
@@ -219,6 +220,20 @@ def _dnn_test_challenge(gen: Source, ref: Source, seed: int, opts: ClassifierOpt
     def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
         return _predict(net, blocks, split, lambda x: (torch.from_numpy(x) - mean_t) / std_t)
 
+    with stage("classifier epochs", total=opts.epochs, enabled=log_enabled(progress), line=False) as bar:
+        best_epoch = _challenge_epochs(net, optim, loss_fn, blocks, rng, mean_t, std_t, predict, opts, bar)
+    y_test, p_test = predict(1)
+    y_val, p_val = predict(2)
+    out = _scores(y_val, p_val, y_test, p_test)
+    out.update(best_epoch=best_epoch, events=blocks.n_use, failed=None)
+    return out
+
+
+def _challenge_epochs(net, optim, loss_fn, blocks: "_Blocks", rng: np.random.Generator, mean_t, std_t,
+                      predict: Callable, opts: ClassifierOptions, bar: Bar) -> int:
+    """The challenge protocol's epochs (the best test-accuracy state loaded into ``net``) -> best epoch."""
+    import torch
+
     best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
     for epoch in range(opts.epochs):
         net.train()
@@ -234,20 +249,15 @@ def _dnn_test_challenge(gen: Source, ref: Source, seed: int, opts: ClassifierOpt
                 optim.step()
         y_test, p_test = predict(1)
         acc = float(np.mean((p_test > 0.5) == (y_test > 0.5)))
-        if progress:
-            progress(f"epoch {epoch + 1}/{opts.epochs}: test accuracy {acc:.4f}")
         if acc > best_acc:
             best_acc, best_state, best_epoch, stale = acc, copy.deepcopy(net.state_dict()), epoch + 1, 0
         else:
             stale += 1
+        bar.advance(test_accuracy=f"{acc:.4f}", best=f"{best_acc:.4f}")
         if acc == 1.0 or (opts.patience is not None and stale >= opts.patience):
             break
     net.load_state_dict(best_state)
-    y_test, p_test = predict(1)
-    y_val, p_val = predict(2)
-    out = _scores(y_val, p_val, y_test, p_test)
-    out.update(best_epoch=best_epoch, events=blocks.n_use, failed=None)
-    return out
+    return best_epoch
 
 
 def _v2_batch_size(n_train: int, opts: "ClassifierOptions") -> int:
@@ -331,28 +341,29 @@ def dnn_test_v2(gen: Source, ref: Source, seed: int, opts: "ClassifierOptions",
     step, best_loss, best_step, best_state = 0, float("inf"), 0, copy.deepcopy(net.state_dict())
     recent: list[float] = []
     failed = None if n_train >= 2 and len(held_y) else "too few events to train and test"
-    for xb, yb in (batches() if failed is None else ()):
-        net.train()
-        loss = loss_fn(net(xb).reshape(-1), yb)
-        if not torch.isfinite(loss):
-            failed = f"training loss not finite at step {step + 1}"
-            break
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        step += 1
-        recent = (recent + [float(loss.detach())])[-opts.eval_every:]
-        if step % opts.eval_every == 0:
-            net.eval()
-            with torch.no_grad():
-                test_loss = float(loss_fn(net(held_x).reshape(-1), held_y))
-            if test_loss < best_loss - 1e-4:
-                best_loss, best_step, best_state = test_loss, step, copy.deepcopy(net.state_dict())
-        if step >= opts.max_steps or (step >= opts.min_steps and step - best_step >= opts.patience_steps):
-            break
-    if progress:
-        progress(f"{step} steps (batch {batch}), best held-out loss {best_loss:.4f} at step {best_step} "
-                 f"(ln 2 = {LN2:.4f})")
+    with stage("classifier steps", total=opts.max_steps, enabled=log_enabled(progress), line=False) as bar:
+        for xb, yb in (batches() if failed is None else ()):
+            net.train()
+            loss = loss_fn(net(xb).reshape(-1), yb)
+            if not torch.isfinite(loss):
+                failed = f"training loss not finite at step {step + 1}"
+                break
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            step += 1
+            recent = (recent + [float(loss.detach())])[-opts.eval_every:]
+            if step % opts.eval_every == 0:
+                net.eval()
+                with torch.no_grad():
+                    test_loss = float(loss_fn(net(held_x).reshape(-1), held_y))
+                if test_loss < best_loss - 1e-4:
+                    best_loss, best_step, best_state = test_loss, step, copy.deepcopy(net.state_dict())
+                bar.advance(opts.eval_every, loss=f"{np.mean(recent):.3f}", held_out=f"{test_loss:.3f}",
+                            best=f"{best_loss:.3f}")
+            if step >= opts.max_steps or (step >= opts.min_steps and step - best_step >= opts.patience_steps):
+                break
+        bar.update(completed=step, total=step)
     health = {"steps": step, "best_step": best_step, "batch_size": batch,
               "train_loss": float(np.mean(recent)) if recent else float("nan"),
               "test_loss": best_loss, "ln2": LN2}

@@ -25,6 +25,8 @@ from calobench.data.geometry import Geometry
 from calobench.data.showerset import ShowerSet
 from calobench.data.validation import check_energies
 from calobench.errors import CalobenchError
+from calobench.progress import log_enabled
+from calobench.progress import stage as progress_stage
 from calobench.metrics.average import AverageShowerStage
 from calobench.metrics.classifier_tests import ClassifierOptions
 from calobench.metrics.classifiers import HighLevelDNNStage, LowLevelDNNStage, XGBStage
@@ -194,15 +196,17 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
 
     feature_seconds = 0.0
     for sample, (ss, n) in enumerate(zip(samples, sizes)):
-        log(f"features: {SAMPLES[sample]} ({n} events, chunks of {chunk_size})")
-        for start in range(0, n, chunk_size):
-            t0 = time.perf_counter()
-            chunk = Chunk(sample, start, ss.slice(start, min(start + chunk_size, n)), fx, ss)
-            feature_seconds += time.perf_counter() - t0
-            for stage in stages:
+        with progress_stage(f"features: {SAMPLES[sample]} ({n} events, chunks of {chunk_size})", total=n,
+                            enabled=log_enabled(log), log=log) as bar:
+            for start in range(0, n, chunk_size):
                 t0 = time.perf_counter()
-                stage.update(chunk)
-                seconds[stage.name] += time.perf_counter() - t0
+                chunk = Chunk(sample, start, ss.slice(start, min(start + chunk_size, n)), fx, ss)
+                feature_seconds += time.perf_counter() - t0
+                for stage in stages:
+                    t0 = time.perf_counter()
+                    stage.update(chunk)
+                    seconds[stage.name] += time.perf_counter() - t0
+                bar.advance(len(chunk.events))
 
     result = Result()
     result.info = {"geometry": geometry.name, "events": dict(zip(SAMPLES, sizes)),
@@ -210,10 +214,14 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
                                            "holds": f"one chunk of at most {chunk_size} events"}},
                    "seed": options.seed, "repeats": options.classifier.repeats, "chunk_size": chunk_size,
                    "features": fx.names, "hlf": fx.hlf_names, "conditions": list(conditions), "notes": notes}
-    for stage in stages:
-        t0 = time.perf_counter()
-        part = stage.compute()
-        seconds[stage.name] += time.perf_counter() - t0
-        result.include(part)
-        result.info["stages"][stage.name] = {"seconds": seconds[stage.name], **part.info["stages"][stage.name]}
+    with progress_stage(f"metrics: {len(stages)} stages", total=len(stages), enabled=log_enabled(log),
+                        log=log) as bar:
+        for stage in stages:
+            bar.update(stage=stage.name)
+            t0 = time.perf_counter()
+            part = stage.compute()
+            seconds[stage.name] += time.perf_counter() - t0
+            result.include(part)
+            result.info["stages"][stage.name] = {"seconds": seconds[stage.name], **part.info["stages"][stage.name]}
+            bar.advance()
     return result

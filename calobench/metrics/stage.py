@@ -34,6 +34,9 @@ def quiet(message: str) -> None:
     """A Log that writes nothing."""
 
 
+quiet.enabled = False  # type: ignore[attr-defined] - calobench.progress draws no bar for it
+
+
 class Chunk:
     """Events ``start`` .. ``stop - 1`` of one sample, as every stage sees them.
 

@@ -179,20 +179,19 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
         prim = sample_chunk(dataset, seed, k, sizes[k], particles, mode, values)
         tasks.append((k, dataset, physics, cut_mm, prim.arrays(), _g4_seed(seed, k)))
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from calobench.progress import stage
 
     start = time.time()
     if tasks:
         context = multiprocessing.get_context("spawn")
-        with Progress(TextColumn(f"simulate {dataset}"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), disable=not progress, transient=False) as bar:
-            job = bar.add_task("events", total=n, completed=sum(sizes) - sum(sizes[k] for k in todo))
+        with stage(f"simulate {dataset}: Geant4 events", total=n, enabled=progress) as bar:
+            bar.update(completed=sum(sizes) - sum(sizes[k] for k in todo))
             with context.Pool(min(workers, len(tasks))) as pool:
                 try:
                     for k, index, energy_dep, ms in pool.imap_unordered(_run_task, tasks):
                         prim = Primaries.from_arrays(tasks[todo.index(k)][4])
                         _write_part(part_path[k], prim, index, energy_dep, ms)
-                        bar.advance(job, sizes[k])
+                        bar.advance(sizes[k])
                 except BaseException:
                     pool.terminate()
                     raise

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from calobench.data.showerset import CellList, ShowerSet
-from calobench.baselines.parametric.gflash_shower import (Frame, GFlashParams, build_cell_maps, build_pad_maps, fit_cepc, fit_gflash,
-                                 sample_cepc, sample_showers)
+from calobench.baselines.parametric.gflash_shower import (FIT_STEPS_CEPC, Frame, GFlashParams, build_cell_maps,
+                                                          build_pad_maps, fit_cepc, fit_gflash, fit_steps_gflash,
+                                                          sample_cepc, sample_showers)
 from calobench.errors import CalobenchError
+from calobench.progress import stage
 from calobench.models.base import Generator, sample_inputs
 
 
@@ -47,14 +49,17 @@ class GFlash(Generator):
         rng = np.random.default_rng(self.seed)
         index = np.sort(rng.choice(len(train), n, replace=False)) if n < len(train) else np.arange(n)
         sub = train.take(index)
+        title = f"gflash fit: {self.dataset.name} ({n} showers)"
         if self.frame is None:  # point clouds of a barrel
             cells = sub.showers
-            self.params = fit_cepc(self.dataset.geometry.barrel, sub.energies, cells.cells, cells.offsets,
-                                   sub.conditions["theta"], sub.conditions["phi"], self.dataset.geometry.threshold,
-                                   int(self.config["draws"]), self.seed)
+            with stage(title, total=FIT_STEPS_CEPC, enabled=progress) as bar:
+                self.params = fit_cepc(self.dataset.geometry.barrel, sub.energies, cells.cells, cells.offsets,
+                                       sub.conditions["theta"], sub.conditions["phi"],
+                                       self.dataset.geometry.threshold, int(self.config["draws"]), self.seed, bar)
             self._maps = None
             return {"events": int(n), "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}
-        self.params = fit_gflash(self.dataset, sub.energies, sub.showers, sub.conditions, n, self.seed)
+        with stage(title, total=fit_steps_gflash(sub.conditions, n), enabled=progress) as bar:
+            self.params = fit_gflash(self.dataset, sub.energies, sub.showers, sub.conditions, n, self.seed, bar)
         self._maps = None
         return {"events": int(n), "groups": self.params.codes.tolist(),
                 "response": self.params.response.tolist(), "eps": self.params.eps.tolist()}

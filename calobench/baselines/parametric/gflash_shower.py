@@ -31,6 +31,7 @@ from scipy.special import exp1, gammainc, ndtri
 from calobench.data.geometry import CYLINDRICAL, GRID, BarrelLayout, Geometry
 from calobench.datasets import Dataset
 from calobench.datasets.detector import Material
+from calobench.progress import Bar
 from calobench.baselines.parametric.radial_profile import mixture, rectangle_fraction, ring_fraction, unpack
 
 #: Cells of mean energy below SPARSE_SHAPE x eps (Gamma shape below it) get hits, not draws.
@@ -544,9 +545,10 @@ FIT_AXES = 400
 
 
 def fit_gflash(dataset: Dataset, energies: np.ndarray, showers: np.ndarray,
-               conditions: dict[str, np.ndarray], max_events: int, seed: int = 0) -> GFlashParams:
+               conditions: dict[str, np.ndarray], max_events: int, seed: int = 0, bar: Bar | None = None) -> GFlashParams:
     """Fit GFlash parameters to reference showers (n, cells) MeV of ``dataset`` with incident
-    energies (n,) MeV."""
+    energies (n,) MeV. bar: advanced once per fit step (fit_steps_gflash steps in all)."""
+    bar = bar or Bar()
     frame = Frame(dataset.geometry)
     rng = np.random.default_rng(seed)
     n = len(energies)
@@ -583,6 +585,7 @@ def fit_gflash(dataset: Dataset, energies: np.ndarray, showers: np.ndarray,
         hits = float((s[:m] > 0).sum(axis=1).mean())
         targets = s
         for iteration in range(THRESHOLD_ITERATIONS + 1):
+            bar.advance(particle_group=f"{g + 1}/{G}", iteration=f"{iteration + 1}/{THRESHOLD_ITERATIONS + 1}")
             _fit_radial(params, g, dataset, frame, targets, profiles.mean(axis=0), ax, ay)
             params.eps[g] = _fit_eps(params, g, dataset, frame, e[:m], first, hits, seed)
             if dataset.moving_axis:  # then the lateral spread, and eps again with it
@@ -601,7 +604,14 @@ def fit_gflash(dataset: Dataset, energies: np.ndarray, showers: np.ndarray,
         out = sample_showers(params, maps, dataset, frame, e, cond, np.random.default_rng(seed + 1))
         ratio = float((tot / e).mean() / max((out.sum(axis=1) / e).mean(), 1e-12))
         params.response[g, :2] *= ratio
+        bar.advance(particle_group=f"{g + 1}/{G}", step="response calibrated")
     return params
+
+
+def fit_steps_gflash(conditions: dict[str, np.ndarray], n: int) -> int:
+    """How many steps fit_gflash reports: per particle group, the threshold iterations and the calibration."""
+    return len(np.unique(groups_of(conditions, n))) * (THRESHOLD_ITERATIONS + 2)
+
 
 
 # ---------------------------------------------------------------- cepc point clouds
@@ -699,8 +709,10 @@ def build_pad_maps(params: GFlashParams, barrel: BarrelLayout, threshold: float)
 
 
 def fit_cepc(barrel: BarrelLayout, energies, cells, offsets, theta, phi, threshold: float, draws: int,
-             seed: int = 0) -> GFlashParams:
-    """Fit GFlash to point clouds of a barrel (one particle group; layer units for the depth)."""
+             seed: int = 0, bar: Bar | None = None) -> GFlashParams:
+    """Fit GFlash to point clouds of a barrel (one particle group; layer units for the depth).
+    bar: advanced once per fit step (FIT_STEPS_CEPC in all)."""
+    bar = bar or Bar()
     radii, cell = _cepc_constants(barrel)
     n_layers = len(radii)
     energies = np.asarray(energies, dtype=np.float64)
@@ -739,6 +751,7 @@ def fit_cepc(barrel: BarrelLayout, energies, cells, offsets, theta, phi, thresho
         if best[0] > best[1]:
             best = np.array([best[1], best[0], -best[2]])
         params.radial[0, members] = best
+        bar.advance(step=f"radial profile, layers {members[0]}-{members[-1]}")
     hits = float(np.diff(offsets).mean())
     grid = np.geomspace(1e-3, 10.0, 17)
     errs = []
@@ -748,12 +761,18 @@ def fit_cepc(barrel: BarrelLayout, energies, cells, offsets, theta, phi, thresho
         out = sample_cepc(params, build_pad_maps(params, barrel, threshold), barrel, energies[:m], theta[:m],
                           phi[:m], threshold, np.random.default_rng(seed))
         errs.append(abs(np.diff(out[1]).mean() - hits))
+        bar.advance(step=f"fluctuation eps {eps:.3g}")
     params.eps[0] = grid[int(np.argmin(errs))]
     out = sample_cepc(params, build_pad_maps(params, barrel, threshold), barrel, energies, theta, phi, threshold,
                       np.random.default_rng(seed + 1))
     gen_tot = np.bincount(np.repeat(np.arange(n), np.diff(out[1])), out[0][:, 3], minlength=n)
     params.response[0, :2] *= float((tot / energies).mean() / max((gen_tot / energies).mean(), 1e-12))
+    bar.advance(step="response calibrated")
     return params
+
+
+#: Steps that fit_cepc reports: the layer groups, the 17 eps values, the calibration.
+FIT_STEPS_CEPC = CEPC_LAYER_GROUPS + 17 + 1
 
 
 def sample_cepc(params: GFlashParams, maps: PadMaps, barrel: BarrelLayout, energies, theta_deg, phi_deg,

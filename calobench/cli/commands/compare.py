@@ -8,6 +8,7 @@ import sys
 from calobench.errors import CalobenchError
 from calobench.cli.console import console
 from calobench.cli.output import add_format_argument, emit, output_format
+from calobench.cli.rootopts import add_root_arguments, root_options
 
 NAME = "compare"
 HELP = "evaluate generated showers against reference showers (any two shower files of one geometry)"
@@ -15,8 +16,8 @@ ORDER = 30
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("generated", help="HDF5 file of generated showers (CaloChallenge layout works)")
-    parser.add_argument("reference", help="HDF5 file of reference showers, or a registered dataset name")
+    parser.add_argument("generated", help="HDF5 or ROOT file of generated showers (CaloChallenge layout works; ROOT: see --tree, --branch)")
+    parser.add_argument("reference", help="HDF5 or ROOT file of reference showers, or a registered dataset name")
     parser.add_argument("--dataset", help="registered dataset of both files (default: declared or inferred)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated stages: hist,resolution,fpd,prdc,cls-high,cls-xgb,cls-low "
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="table: print every metric, not only the headline ones (json, csv, markdown: always all)")
     add_format_argument(parser, json_alias=False)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_root_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise CalobenchError(f"--{flag.replace('_', '-')}: expected a positive number, found {value}")
+    tree, branches, _ = root_options(args, args.generated, args.reference)
     result = compare(args.generated, args.reference, dataset=args.dataset, metrics=args.metrics,
                      repeats=args.repeats, seed=args.seed, json_path=args.json_path, report_dir=args.report_dir,
                      progress=not args.quiet, max_events=args.max_events, cls_protocol=args.cls_protocol,
                      cls_epochs=args.cls_epochs, cls_max_steps=args.cls_max_steps, cls_max_events=args.cls_max_events,
-                     cls_hidden=args.cls_hidden)
+                     cls_hidden=args.cls_hidden, tree=tree, branches=branches)
     fmt = output_format(args)
     if fmt == "table":
         console.print(result.table(full=args.full))

@@ -7,8 +7,9 @@ import json
 
 from calobench.errors import CalobenchError
 from calobench.inspection import summarize
-from calobench.datasets import open_dataset_file
+from calobench.datasets import open_dataset_file, open_root_file
 from calobench.cli.output import add_format_argument, emit, output_format
+from calobench.cli.rootopts import add_root_arguments, root_options
 
 NAME = "inspect"
 HELP = "show what a shower file holds (geometry, events, energies, sparsity, negative cells, provenance)"
@@ -16,15 +17,18 @@ ORDER = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="HDF5 shower file (CaloChallenge layout or calobench extras)")
+    parser.add_argument("file", help="HDF5 shower file (CaloChallenge layout or calobench extras) or ROOT tree (see --tree, --branch)")
     parser.add_argument("--dataset", help="registered dataset the file belongs to (default: declared or inferred)")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="events read at a time (default: about 64 MB of showers)")
     add_format_argument(parser)
+    add_root_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    reader = open_dataset_file(args.file, args.dataset)
+    tree, branches, is_root = root_options(args, args.file)
+    reader = open_root_file(args.file, args.dataset, tree, branches) if is_root \
+        else open_dataset_file(args.file, args.dataset)
     info = {"file": str(reader.path), "dataset": reader.dataset,
             "geometry_source": reader.geometry_source, "layout": reader.layout,
             "format_version": reader.format_version or "(plain CaloChallenge file)",

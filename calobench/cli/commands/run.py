@@ -7,6 +7,7 @@ import math
 import sys
 
 from calobench.cli.console import console, table
+from calobench.cli.rootopts import add_root_arguments, root_options
 
 NAME = "run"
 HELP = "train a registered model on a dataset, evaluate it on the held-out split, time it, add a leaderboard entry"
@@ -33,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-leaderboard", action="store_true", help="do not add a leaderboard entry")
     parser.add_argument("--no-timing", action="store_true", help="skip the timing step")
     parser.add_argument("--threads", type=int,
-                        help="torch CPU threads for training and evaluation (default: 1 for tiny and quick, "
-                             "torch's default for full; timing always uses torch's default)")
+                        help="torch CPU threads for training, evaluation and timing (default: 1 for tiny and "
+                             "quick, torch's default for full; timing: 1, what leaderboard entries use)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_root_arguments(parser)
 
 
 def _fmt(value) -> str:
@@ -51,11 +53,18 @@ def timing_table(timing: dict, title: str):
             if "skipped" in t:
                 rows.append([device, bs, "skipped", "", 0, "", t["skipped"]])
                 continue
-            rows.append([device, bs, _fmt(t["ms_per_shower"]), _fmt(t["std"]), t["repeats"],
-                         _fmt(1000.0 / t["ms_per_shower"]), _fmt(t.get("speedup_vs_geant4"))])
+            median = t.get("median_ms_per_shower", t["ms_per_shower"])
+            rows.append([device, bs, _fmt(median), _fmt(t.get("iqr_ms_per_shower")), t["repeats"],
+                         _fmt(1000.0 / median), _fmt(t.get("speedup_vs_geant4"))])
     g4 = timing.get("geant4_ms_per_event")
     title = f"{title} (Geant4: {_fmt(g4)} ms/event)" if g4 else f"{title} (Geant4 time unknown: no speed-up)"
-    return table(title, ["device", "batch", "ms/shower", "+-", "repeats", "showers/s", "speed-up vs Geant4"], rows)
+    if "threads" in timing:
+        load = [timing.get("load_1min_before"), timing.get("load_1min_after")]
+        load_text = "/".join("?" if v is None else f"{v:.2f}" for v in load)
+        title += (f"; {timing['threads']} CPU thread(s) on {timing.get('cpu_model', '?')}, "
+                  f"load {load_text} before/after")
+    return table(title, ["device", "batch", "ms/shower (median)", "IQR", "repeats", "showers/s",
+                         "speed-up vs Geant4"], rows)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from calobench.runner import RunOptions, run_benchmark
     from calobench.cli.settings import preset_settings
 
+    tree, branches, _ = root_options(args, *([args.reference] if args.reference else []))
     overrides = preset_settings(args.settings, args.model, args.dataset, args.preset)
 
     from calobench.leaderboard.locations import user_dir
@@ -72,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     leaderboard_dir = None if args.no_leaderboard else (args.leaderboard_dir or user_dir())
     options = RunOptions(model=args.model, dataset=args.dataset, preset=args.preset, device=args.device,
                          seed=args.seed, epochs=args.epochs, out=args.out, resume=args.resume,
-                         reference=args.reference,
+                         reference=args.reference, reference_tree=tree, reference_branches=branches,
                          leaderboard_dir=leaderboard_dir,
                          progress=not args.quiet, timing=not args.no_timing,
                          command="calobench " + " ".join(sys.argv[1:]), threads=args.threads,

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
                         help="a model setting (repeatable), e.g. --set sampling_precision=bfloat16")
     add_format_argument(parser)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads while timing (default 1, what leaderboard entries use)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from calobench.errors import CalobenchError
     from calobench.models.registry import check_supported
     from calobench.runner import load_reference, split_reference
-    from calobench.timing import TimingOptions, time_model
+    from calobench.timing import TIMING_THREADS, TimingOptions, time_model
     from calobench.cli.settings import parse_settings, preset_settings
     from calobench.cli.commands.run import timing_table
 
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise CalobenchError(f"--batch-sizes: expected positive integers, found {args.batch_sizes!r}")
     check_int_option(args.repeats, "--repeats")
     check_float_option(args.budget, "--budget")
+    threads = TIMING_THREADS if args.threads is None else args.threads
+    check_int_option(threads, "--threads")
     ref = load_reference(args.dataset, args.reference)
     train, _, test = split_reference(ref)
     if args.load:
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         what = f"freshly initialised {args.preset} model (untrained weights; timing only)"
         model.prepare(train.slice(0, min(len(train), 512)))
     devices = args.devices.split(",") if args.devices else None
-    options = TimingOptions(batch_sizes=sizes, repeats=args.repeats, budget_s=args.budget)
+    options = TimingOptions(batch_sizes=sizes, repeats=args.repeats, budget_s=args.budget, threads=threads)
     timing = time_model(model, test.energies, test.conditions, devices=devices, options=options)
     timing["model_state"] = state
     fmt = output_format(args)
