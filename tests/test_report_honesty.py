@@ -93,3 +93,10 @@ def test_per_energy_views_bin_by_incident_energy():
     assert peak(views[-1], "generated") / peak(views[-1], "reference") > 1.03  # the distorted top bin shows
     assert peak(views[0], "generated") / peak(views[0], "reference") == pytest.approx(1.0, abs=0.02)
     assert per_energy_histograms(gen, np.stack([np.full(10, 500.0), np.ones(10)], axis=1)) == []
+
+
+def test_shower_shapes_are_drawn_in_bins_of_incident_energy(shifted_result):
+    result, page = shifted_result
+    shapes = result.response["per_energy_shapes"]
+    assert "second_moment" in shapes and len(shapes["second_moment"]) == 6
+    assert "second_moment in bins of incident energy" in page

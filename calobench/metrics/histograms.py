@@ -31,6 +31,10 @@ from calobench.metrics.stage import GENERATED, REFERENCE, SAMPLES, Chunk, EventR
 
 #: Events per block of Poisson weights (the weights of an event depend only on its index).
 WEIGHT_BLOCK = 4096
+#: Shower-shape features drawn in bins of incident energy by the report, in order of preference
+#: (then the per-layer widths), and how many.
+SHAPE_PREFERENCE = ("second_moment", "width_lateral", "depth_mean", "ec_z")
+SHAPE_FEATURES_PER_ENERGY = 2
 #: Events per update when the feature tables are histogrammed.
 TABLE_STEP = 65536
 
@@ -185,17 +189,20 @@ class HistogramStage(Stage):
         self.replicas = replicas
         self.seed = seed
         self.tables = EventRows()
+        self.energies = EventRows()
         self.spectra = tuple({name: HistogramState(spectra[name], replicas) for name in extractor.spectra}
                              for _ in SAMPLES)
 
     def update(self, chunk: Chunk) -> None:
         self.tables.add(chunk, chunk.features)
+        self.energies.add(chunk, np.asarray(chunk.events.energies, dtype=np.float64)[:, None])
         boot = poisson_weights(self.seed, 100 + chunk.sample, chunk.start, chunk.stop, self.replicas)
         for name, (values, weights, event) in self.extractor.cell_spectra(chunk.events).items():
             self.spectra[chunk.sample][name].update(values, event, boot, weights, first_event=chunk.start)
 
     def merge(self, other: "HistogramStage") -> "HistogramStage":
         self.tables.merge(other.tables)
+        self.energies.merge(other.energies)
         for mine, theirs in zip(self.spectra, other.spectra):
             for name, state in mine.items():
                 state.merge(theirs[name])
@@ -224,6 +231,23 @@ class HistogramStage(Stage):
             states[name] = pair
         return states
 
+    def _per_energy_shapes(self, gen_table: np.ndarray, ref_table: np.ndarray) -> dict[str, list[dict]]:
+        """Shower-shape features in bins of incident energy, for the report: feature name ->
+        calobench.metrics.resolution.per_energy_histograms views (at most SHAPE_FEATURES_PER_ENERGY)."""
+        from calobench.metrics.resolution import per_energy_histograms
+
+        names = [n for n in SHAPE_PREFERENCE if n in self.extractor.index]
+        names += [n for n in self.extractor.names if n.startswith("width_") and n not in names]
+        energies = [self.energies.array(sample)[:, 0] for sample in (GENERATED, REFERENCE)]
+        out = {}
+        for name in names[:SHAPE_FEATURES_PER_ENERGY]:
+            column = self.extractor.index[name]
+            views = per_energy_histograms(np.stack([energies[0], gen_table[:, column]], axis=1),
+                                          np.stack([energies[1], ref_table[:, column]], axis=1))
+            if views:
+                out[name] = views
+        return out
+
     def compute(self) -> Result:
         states = self._feature_states()
         gen_table, ref_table = self.tables.array(GENERATED), self.tables.array(REFERENCE)
@@ -243,6 +267,7 @@ class HistogramStage(Stage):
                    float(np.sqrt(np.nansum([result.metrics[f"sep_{n}"]["std"] ** 2 for n in states])) / len(states)),
                    float(np.nanmean([result.metrics[f"sep_{n}"]["floor"] for n in states])))
         fx = self.extractor
+        result.response["per_energy_shapes"] = self._per_energy_shapes(gen_table, ref_table)
         columns = list(fx.index.values())
         distance, noise = equivalent_statistics.ks_excess(gen_table[:, columns], ref_table[:, columns])
         combined, worst, per_feature = equivalent_statistics.summary(distance, noise, cap=float(len(ref_table)))

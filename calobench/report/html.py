@@ -94,7 +94,7 @@ def write_report(result, out_dir: str | Path) -> Path:
     if result.averages.get("generated") is not None and geometry.is_voxel:
         images.append(("Average showers", _png(plots.average_showers(
             geometry, result.averages["generated"], result.averages["reference"]))))
-    if result.response:
+    if "gen" in result.response and "ref" in result.response:
         fits = {}
         for label in ("gen", "ref"):
             fits[label] = {p: result.metrics.get(f"resolution_{p}_{label}", {}).get("value", float("nan"))
@@ -103,6 +103,9 @@ def write_report(result, out_dir: str | Path) -> Path:
         views = result.response.get("per_energy") or []
         if any(v["histograms"] is not None for v in views):
             images.append(("E_tot / E_inc in bins of incident energy", _png(plots.per_energy(views))))
+    for name, views in (result.response.get("per_energy_shapes") or {}).items():
+        if any(v["histograms"] is not None for v in views):
+            images.append((f"{name} in bins of incident energy", _png(plots.per_energy(views, name))))
     drawable = [name for name, h in result.histograms.items() if not ("display" in h and h["display"] is None)]
     for name in _chosen_features(drawable):
         h = result.histograms[name]
