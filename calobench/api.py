@@ -83,6 +83,8 @@ def compare(
     fpd_min_samples: int = 10_000,
     fpd_max_samples: int = 50_000,
     kpd_batch_size: int = 10_000,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> Result:
     """Evaluate ``generated`` against ``reference`` (ShowerSets, HDF5 paths or dataset names) -> Result.
 
@@ -94,7 +96,9 @@ def compare(
     calobench.metrics.classifiers); cls_*: its options, None for the protocol's default (epochs and
     patience: challenge only; min/max steps: v2 only); cls_floors: also test the reference halves.
     json_path / report_dir: also write the JSON result / the HTML report there.
-    progress: progress lines on stderr.
+    progress: progress lines on stderr. workers / scheduler: run the feature pass as Dask tasks on
+    a LocalCluster of ``workers`` processes / the scheduler at that address (both samples must be
+    read from files; the numbers are those of the single-process run; calobench.metrics.distributed).
     """
     for name, value, minimum, optional in (
             ("repeats", repeats, 1, False), ("seed", seed, 0, False), ("max_events", max_events, 1, True),
@@ -105,7 +109,7 @@ def compare(
             ("cls_max_steps", cls_max_steps, 1, True), ("cls_max_events", cls_max_events, 1, True),
             ("xgb_estimators", xgb_estimators, 1, False), ("prdc_max_events", prdc_max_events, 1, False),
             ("fpd_min_samples", fpd_min_samples, 2, False), ("fpd_max_samples", fpd_max_samples, 2, False),
-            ("kpd_batch_size", kpd_batch_size, 2, False)):
+            ("kpd_batch_size", kpd_batch_size, 2, False), ("workers", workers, 1, True)):
         check_int_option(value, f"compare: {name}", minimum, optional)
     if cls_lr is not None:
         check_float_option(cls_lr, "compare: cls_lr")
@@ -130,8 +134,15 @@ def compare(
                                 chunk_size=chunk_size, replicas=replicas, prdc_max_events=prdc_max_events,
                                 fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,
                                 kpd_batch_size=kpd_batch_size, classifier=classifier)
-    result = evaluate(_as_showerset(generated, dataset, "generated"), _as_showerset(reference, dataset, "reference"),
-                      options, log=log)
+    samples = (_as_showerset(generated, dataset, "generated"), _as_showerset(reference, dataset, "reference"))
+    if workers is None and scheduler is None:
+        result = evaluate(*samples, options, log=log)
+    else:
+        from calobench.cluster import dask_client
+        from calobench.metrics.distributed import DaskFeed
+
+        with dask_client(workers or 1, scheduler) as client:
+            result = evaluate(*samples, options, log=log, feed=DaskFeed(client))
     if json_path is not None:
         try:
             result.to_json(json_path)

@@ -35,13 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cls-hidden", type=int, default=None,
                         help="classifier hidden nodes (default 256 in v2, 2048 in challenge)")
     parser.add_argument("--full", action="store_true", help="print every metric, not only the headline ones")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="run the feature and histogram pass as Dask tasks on a local cluster of this many "
+                             "worker processes (the numbers do not change)")
+    parser.add_argument("--scheduler", default=None,
+                        help="run the feature and histogram pass on the Dask scheduler at this address, "
+                             "e.g. tcp://host:8786 (the workers must see both files)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def run(args: argparse.Namespace) -> int:
     from calobench.api import compare
 
-    for flag in ("repeats", "cls_epochs", "cls_max_steps", "max_events", "cls_max_events", "cls_hidden"):
+    for flag in ("workers", "repeats", "cls_epochs", "cls_max_steps", "max_events", "cls_max_events", "cls_hidden"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise CalobenchError(f"--{flag.replace('_', '-')}: expected a positive number, found {value}")
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                      repeats=args.repeats, seed=args.seed, json_path=args.json_path, report_dir=args.report_dir,
                      progress=not args.quiet, max_events=args.max_events, cls_protocol=args.cls_protocol,
                      cls_epochs=args.cls_epochs, cls_max_steps=args.cls_max_steps, cls_max_events=args.cls_max_events,
-                     cls_hidden=args.cls_hidden)
+                     cls_hidden=args.cls_hidden, workers=args.workers, scheduler=args.scheduler)
     console.print(result.table(full=args.full))
     for note in result.info.get("notes", []):
         console.print(f"note: {note}")
