@@ -60,6 +60,6 @@ def dask_client(workers: int = 1, scheduler: str | None = None, option: str = "-
     import logging
 
     with distributed.LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster) as client:
         yield client

@@ -56,7 +56,7 @@ def test_one_and_two_workers_give_identical_showers(one_worker_file, tmp_path):
 def test_a_killed_worker_has_its_block_rerun_to_the_same_file(one_worker_file, tmp_path):
     out = tmp_path / "killed.h5"
     parts = tmp_path / "killed.h5.parts"
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) \
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") \
             as cluster, distributed.Client(cluster) as client:
         errors = []
 
@@ -165,7 +165,7 @@ def test_compare_with_two_workers_gives_the_single_process_numbers(tmp_path):
 
     _challenge_file(tmp_path / "gen.h5", 240, 1)
     _challenge_file(tmp_path / "ref.h5", 240, 2)
-    common = dict(metrics="hist,resolution,fpd,prdc,cls-high,cls-low", repeats=1, cls_max_steps=20, cls_hidden=16,
+    common = dict(metrics="hist,resolution,fpd,prdc,cls-low", repeats=1, cls_max_steps=10, cls_hidden=8,
                   progress=False, fpd_min_samples=100)
     gen, ref = str(tmp_path / "gen.h5"), str(tmp_path / "ref.h5")
     # 50-event chunks: 10 tasks whose states are merged

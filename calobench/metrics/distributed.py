@@ -81,7 +81,9 @@ class DaskFeed:
                   for sample, n in enumerate(sizes) for start in range(0, n, chunk_size)]
         templates = self.client.scatter(mapped, broadcast=True) if mapped else None
         sources = [self.client.scatter(ss, broadcast=True) for ss in remote]
-        futures = [self.client.submit(feed_chunk, templates, sources[sample], sample, start, stop, fx, pure=False)
+        extractor = self.client.scatter(fx, broadcast=True)  # geometry tables: sent once per worker
+        futures = [self.client.submit(feed_chunk, templates, sources[sample], sample, start, stop, extractor,
+                                      pure=False)
                    for sample, start, stop in ranges] if mapped else []
         feature_seconds = 0.0
         for i, (sample, start, stop) in enumerate(ranges):
