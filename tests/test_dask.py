@@ -143,6 +143,18 @@ def test_a_failed_sweep_run_is_reported_and_the_others_finish(tmp_path):
         run_sweep(SweepOptions(models=("nope",), datasets=("stcf11x11",)))
 
 
+def test_sweep_cli_user_errors_exit_2(capsys):
+    from calobench.cli import main
+
+    for args, needle in ((["--models", "nope", "--datasets", "stcf11x11"], "--models: unknown model"),
+                         (["--models", "gflash", "--datasets", "nope"], "--datasets: unknown dataset"),
+                         (["--models", "gflash", "--datasets", "stcf11x11", "--seeds", "a"], "--seeds"),
+                         (["--models", ",", "--datasets", "stcf11x11"], "--models: expected")):
+        assert main(["sweep", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
+
+
 def _challenge_file(path, n: int, seed: int) -> None:
     import h5py
 
