@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from calobench.errors import CalobenchError
@@ -125,9 +125,8 @@ def run_sweep(options: SweepOptions) -> list[SweepRun]:
 
     _check(options)
     # the workers may not share the client's working directory (a remote cluster): absolute paths
-    options = SweepOptions(**{**options.__dict__, "out": Path(options.out).resolve(),
-                              "leaderboard_dir": None if options.leaderboard_dir is None
-                              else Path(options.leaderboard_dir).resolve()})
+    options = replace(options, out=Path(options.out).resolve(),
+                      leaderboard_dir=None if options.leaderboard_dir is None else Path(options.leaderboard_dir).resolve())
     plan = [(m, d, s) for d in options.datasets for m in options.models for s in options.seeds]
     runs: dict[int, SweepRun] = {}
     with dask_client(min(options.workers, len(plan)), options.scheduler) as client:
