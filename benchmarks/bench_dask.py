@@ -87,7 +87,7 @@ def bench_compare(n: int, folder: Path) -> dict:
         out["runs"][label] = {"wall_s": round(wall, 2), "hist_s": round(stages["hist"]["seconds"], 2),
                               "features_s": round(stages["features"]["seconds"], 2),
                               "chunk_size": result.info["chunk_size"], "load_before": load}
-        results[label] = result.metrics
+        results[label] = json.dumps(result.metrics, sort_keys=True)  # NaN-aware: NaN != NaN as floats
     out["identical_metrics"] = all(m == results["single-process"] for m in results.values())
     out["speedup_2_vs_1_workers"] = round(out["runs"]["workers=1"]["wall_s"] / out["runs"]["workers=2"]["wall_s"], 3)
     return out
