@@ -126,7 +126,7 @@ def test_sweep_of_two_models_and_two_seeds_gives_four_entries(tmp_path):
     assert len({r.entry_id for r in runs}) == 4 and None not in {r.entry_id for r in runs}
     for r in runs:
         entry = json.loads((tmp_path / "runs" / "stcf11x11" / f"{r.model}-tiny-seed{r.seed}" / "entry.json").read_text())
-        assert entry["id"] == r.entry_id and entry["seed"] == r.seed
+        assert entry["id"] == r.entry_id and entry["provenance"]["seed"] == r.seed and entry["model"] == r.model
         assert r.leaderboard is not None and str(tmp_path / "lb") in r.leaderboard
 
 
