@@ -114,6 +114,7 @@ def test_interrupt_and_resume_gives_the_same_file(one_worker_file, tmp_path, mon
     _same_showers(one_worker_file, out)
 
 
+@pytest.mark.slow  # minutes of LocalCluster runs on 2 cores: run with -m slow
 def test_sweep_of_two_models_and_two_seeds_gives_four_entries(tmp_path):
     from calobench.sweep import SweepOptions, run_sweep
 
@@ -130,6 +131,7 @@ def test_sweep_of_two_models_and_two_seeds_gives_four_entries(tmp_path):
         assert r.leaderboard is not None and str(tmp_path / "lb") in r.leaderboard
 
 
+@pytest.mark.slow  # minutes of LocalCluster runs on 2 cores: run with -m slow
 def test_a_failed_sweep_run_is_reported_and_the_others_finish(tmp_path):
     from calobench.sweep import SweepOptions, run_sweep
 
@@ -172,6 +174,7 @@ def _challenge_file(path, n: int, seed: int) -> None:
         f.create_dataset("showers", data=x.astype(np.float32))
 
 
+@pytest.mark.slow  # minutes of LocalCluster runs on 2 cores: run with -m slow
 def test_compare_with_two_workers_gives_the_single_process_numbers(tmp_path):
     from calobench.cli import main
 
