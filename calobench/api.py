@@ -121,6 +121,8 @@ def compare(
     kpd_batch_size: int = 10_000,
     tree: str | None = None,
     branches: Mapping[str, str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> Result:
     """Evaluate ``generated`` against ``reference`` (ShowerSets, HDF5 paths or dataset names) -> Result.
 
@@ -135,6 +137,9 @@ def compare(
     progress: progress lines on stderr.
     tree / branches: how a ROOT file among the two is read (see load); a ROOT ``generated``
     compared with a dataset name as ``reference`` is read as that dataset.
+    workers / scheduler: run the feature pass as Dask tasks on a LocalCluster of ``workers``
+    processes / the scheduler at that address (both samples must be read from files; the numbers
+    are those of the single-process run; calobench.metrics.distributed).
     """
     for name, value, minimum, optional in (
             ("repeats", repeats, 1, False), ("seed", seed, 0, False), ("max_events", max_events, 1, True),
@@ -145,7 +150,7 @@ def compare(
             ("cls_max_steps", cls_max_steps, 1, True), ("cls_max_events", cls_max_events, 1, True),
             ("xgb_estimators", xgb_estimators, 1, False), ("prdc_max_events", prdc_max_events, 1, False),
             ("fpd_min_samples", fpd_min_samples, 2, False), ("fpd_max_samples", fpd_max_samples, 2, False),
-            ("kpd_batch_size", kpd_batch_size, 2, False)):
+            ("kpd_batch_size", kpd_batch_size, 2, False), ("workers", workers, 1, True)):
         check_int_option(value, f"compare: {name}", minimum, optional)
     if cls_lr is not None:
         check_float_option(cls_lr, "compare: cls_lr")
@@ -171,7 +176,15 @@ def compare(
                                 fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,
                                 kpd_batch_size=kpd_batch_size, classifier=classifier)
     ref = _as_showerset(reference, dataset, "reference", tree, branches)
-    result = evaluate(_generated_showerset(generated, dataset, ref, tree, branches), ref, options, log=log)
+    samples = (_generated_showerset(generated, dataset, ref, tree, branches), ref)
+    if workers is None and scheduler is None:
+        result = evaluate(*samples, options, log=log)
+    else:
+        from calobench.cluster import dask_client
+        from calobench.metrics.distributed import DaskFeed
+
+        with dask_client(workers or 1, scheduler) as client:
+            result = evaluate(*samples, options, log=log, feed=DaskFeed(client))
     if json_path is not None:
         try:
             result.to_json(json_path)

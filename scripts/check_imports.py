@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1] / "calobench"
 #: Lowest first. The first prefix that matches a module gives its layer.
 LAYERS: list[tuple[str, ...]] = [
     ("calobench.errors", "calobench.hardware", "calobench.allocator", "calobench.version",
-     "calobench.progress"),
+     "calobench.progress", "calobench.cluster"),
     ("calobench.data",),
     ("calobench.datasets",),
     ("calobench.simulation",),
@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("calobench.report", "calobench.leaderboard", "calobench.timing", "calobench.timing_results",
      "calobench.inspection"),
     ("calobench.api",),
-    ("calobench.runner", "calobench.selftest"),
+    ("calobench.runner", "calobench.selftest", "calobench.sweep"),
     ("calobench.cli", "calobench.__main__"),
 ]
 #: calobench/__init__.py re-exports the public API: it may import anything, and nothing inside the

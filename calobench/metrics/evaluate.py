@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from calobench.data.geometry import Geometry
@@ -42,6 +43,10 @@ STAGES = ("hist", "resolution", "fpd", "prdc", "cls-high", "cls-xgb", "cls-low")
 #: Events per sample a stage needs at least; with fewer it is skipped, with the reason in
 #: Result.info["notes"], and the other stages still run (docs/metrics.md).
 MIN_EVENTS = {"fpd": 10, "prdc": 6, "cls-high": 20, "cls-xgb": 20, "cls-low": 20}
+#: Feeds every chunk of both samples to the stages in place instead of the local loop:
+#: (stages, samples, sizes, chunk_size, extractor, seconds per stage) -> feature seconds.
+Feed = Callable[[list[Stage], tuple[ShowerSet, ShowerSet], list[int], int, FeatureExtractor, dict[str, float]],
+                float]
 #: Other names accepted by ``parse_stages`` (None: every stage).
 ALIASES = {"kpd": "fpd", "cls-high-xgb": "cls-xgb", "xgb": "cls-xgb", "all": None}
 
@@ -153,22 +158,24 @@ def _check_sample(ss: ShowerSet, n: int, what: str) -> None:
 
 
 def evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOptions | None = None, *,
-             log: Log = quiet) -> Result:
+             log: Log = quiet, feed: Feed | None = None) -> Result:
     """Evaluate ``generated`` against ``reference`` showers (the same geometry) -> Result.
 
     Result.metrics: name -> {value, std[, floor]} of every selected stage (docs/metrics.md);
     Result.info: geometry, events, seed, chunk_size, feature names, per-stage seconds and what
-    each stage held, notes. log: progress lines (e.g. ProgressLog(True)).
+    each stage held, notes. log: progress lines (e.g. ProgressLog(True)). feed: feeds every
+    chunk to the stages instead of the local loop (calobench.metrics.distributed.DaskFeed).
     """
     from threadpoolctl import threadpool_limits
 
     # numpy's BLAS works on small matrices here; its thread pool only costs time (and far more
     # on a shared machine, where idle BLAS threads spin), so it runs single-threaded.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _evaluate(generated, reference, options or EvaluationOptions(), log)
+        return _evaluate(generated, reference, options or EvaluationOptions(), log, feed)
 
 
-def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOptions, log: Log) -> Result:
+def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOptions, log: Log,
+              feed: Feed | None = None) -> Result:
     if generated.geometry.name != reference.geometry.name:
         raise CalobenchError(f"generated showers are {generated.geometry.name}, reference showers are "
                              f"{reference.geometry.name}: compare needs the same geometry")
@@ -195,7 +202,10 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
         seconds[name] = time.perf_counter() - t0
 
     feature_seconds = 0.0
-    for sample, (ss, n) in enumerate(zip(samples, sizes)):
+    if feed is not None:
+        log(f"features: both samples ({sizes[0]} + {sizes[1]} events, chunks of {chunk_size}), as tasks")
+        feature_seconds = feed(stages, samples, sizes, chunk_size, fx, seconds)
+    for sample, (ss, n) in enumerate(zip(samples, sizes) if feed is None else ()):
         with progress_stage(f"features: {SAMPLES[sample]} ({n} events, chunks of {chunk_size})", total=n,
                             enabled=log_enabled(log), log=log) as bar:
             for start in range(0, n, chunk_size):

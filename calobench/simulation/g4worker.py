@@ -9,6 +9,7 @@ Scoring is the C++ G4MultiFunctionalDetector (G4PSEnergyDeposit / G4PSEnergyDepo
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -18,18 +19,22 @@ from calobench.datasets import get_dataset
 from calobench.simulation.setups import G4NAME, Primaries, make_setup
 
 _STATE: dict = {}
+#: Geant4's serial run manager is one per process: one block at a time.
+_LOCK = threading.Lock()
 
 
 def init_worker(dataset: str, physics: str, cut_mm: float) -> None:
     """Build the Geant4 application of ``dataset`` in this process (once)."""
     if _STATE:
-        if _STATE["dataset"] != dataset:
-            raise RuntimeError("one Geant4 application per process")
+        if (_STATE["dataset"], _STATE["physics"], _STATE["cut_mm"]) != (dataset, physics, cut_mm):
+            raise RuntimeError(f"this process already runs the Geant4 application of {_STATE['dataset']} "
+                               f"({_STATE['physics']}, cut {_STATE['cut_mm']} mm): one per process; "
+                               f"give this production fresh workers")
         return
     g4, _ = import_geant4()
     setup = make_setup(get_dataset(dataset))
     state = _STATE
-    state.update(dataset=dataset, setup=setup, g4=g4, primaries=None, cursor=0)
+    state.update(dataset=dataset, physics=physics, cut_mm=cut_mm, setup=setup, g4=g4, primaries=None, cursor=0)
 
     class Detector(g4.G4VUserDetectorConstruction):
         def Construct(self):
@@ -133,10 +138,13 @@ def _silence_stdout() -> None:
 
 
 def worker_task(args: tuple) -> tuple:
-    """Pool entry point: (chunk, dataset, physics, cut, primaries arrays, seed) -> results."""
+    """Task entry point (a Dask task or a Pool task): (chunk, dataset, physics, cut, primaries
+    arrays, seed) -> (chunk, indices, deposits, ms). The Geant4 application is built on the
+    process's first task; a worker with several threads runs its blocks one at a time."""
     chunk, dataset, physics, cut_mm, arrays, seed = args
-    if not _STATE:
-        _silence_stdout()
-    init_worker(dataset, physics, cut_mm)
-    index, energy, ms = run_chunk(Primaries.from_arrays(arrays), seed)
+    with _LOCK:
+        if not _STATE:
+            _silence_stdout()
+        init_worker(dataset, physics, cut_mm)
+        index, energy, ms = run_chunk(Primaries.from_arrays(arrays), seed)
     return chunk, index, energy, ms

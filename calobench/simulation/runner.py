@@ -1,10 +1,13 @@
-"""`calobench simulate`: Geant4 reference samples with worker processes, resumable part files.
+"""`calobench simulate`: Geant4 reference samples as Dask tasks, resumable part files.
 
-Events are cut into chunks of ``chunk`` events; chunk k has its own primaries (numpy seed
-derived from (seed, k)) and Geant4 seed, so the result does not depend on the number of
-workers. Finished chunks are written to ``<output>.parts/chunk-XXXXX.npz`` (temp file then
-rename); a rerun with the same arguments skips them; the final file is merged from the parts
-with ShowerFileWriter (atomic) and the parts folder is removed.
+Events are cut into chunks (blocks) of ``chunk`` events; chunk k has its own primaries (numpy
+seed derived from (seed, k)) and Geant4 seed, so the result does not depend on the number of
+workers or the order the blocks finish in. The blocks run as Dask tasks (calobench.cluster: a
+LocalCluster of ``workers`` processes, or a user's scheduler), each worker process running
+Geant4 (calobench.simulation.g4worker); a block whose worker dies is re-run by the scheduler.
+Finished chunks are written to ``<output>.parts/chunk-XXXXX.npz`` (temp file then rename) as
+they arrive; a rerun with the same arguments skips them; the final file is merged from the
+parts with ShowerFileWriter (atomic) and the parts folder is removed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +124,15 @@ def _read_part(path: Path):
 
 def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | None = None,
              energy: str | None = None, seed: int = 1, workers: int = 1, chunk: int = 200,
-             cut_mm: float = 0.7, command: str | None = None, progress: bool = True) -> Path:
+             cut_mm: float = 0.7, command: str | None = None, progress: bool = True,
+             scheduler: str | None = None, resume: bool = False) -> Path:
     """Simulate ``n`` events of ``dataset`` with Geant4 and write them to ``output``.
 
     particles: names (default: the dataset's); energy: '50:2000' / '1000,2000' MeV (default:
-    the dataset's range). Returns the output path.
+    the dataset's range). The blocks run as Dask tasks on a LocalCluster of ``workers``
+    processes, or on the cluster at ``scheduler`` (default ``$CALOBENCH_SCHEDULER``). A parts
+    folder left by an earlier run with the same arguments is always resumed; ``resume`` also
+    makes it an error when there is none to resume. Returns the output path.
     """
     if dataset not in setup_names():
         raise CalobenchError(f"--dataset: no Geant4 set-up for {dataset!r}; simulate supports: "
@@ -165,7 +173,12 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
         except (OSError, json.JSONDecodeError):
             same = False
         if not same:
+            if resume:
+                raise CalobenchError(f"--resume: {parts} was made with other arguments (or is damaged); "
+                                     f"rerun with the same arguments or without --resume")
             shutil.rmtree(parts)
+    elif resume:
+        raise CalobenchError(f"--resume: nothing to resume, {parts} does not exist")
     parts.mkdir(exist_ok=True)
     if not manifest.exists():
         manifest.write_text(json.dumps({"digest": digest, "key": key}, indent=1))
@@ -179,22 +192,9 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
         prim = sample_chunk(dataset, seed, k, sizes[k], particles, mode, values)
         tasks.append((k, dataset, physics, cut_mm, prim.arrays(), _g4_seed(seed, k)))
 
-    from calobench.progress import stage
-
     start = time.time()
     if tasks:
-        context = multiprocessing.get_context("spawn")
-        with stage(f"simulate {dataset}: Geant4 events", total=n, enabled=progress) as bar:
-            bar.update(completed=sum(sizes) - sum(sizes[k] for k in todo))
-            with context.Pool(min(workers, len(tasks))) as pool:
-                try:
-                    for k, index, energy_dep, ms in pool.imap_unordered(_run_task, tasks):
-                        prim = Primaries.from_arrays(tasks[todo.index(k)][4])
-                        _write_part(part_path[k], prim, index, energy_dep, ms)
-                        bar.advance(sizes[k])
-                except BaseException:
-                    pool.terminate()
-                    raise
+        _run_blocks(tasks, part_path, sizes, n, dataset, workers, scheduler, progress)
     wall = time.time() - start
 
     # merge: timing first (it goes into the provenance), then the showers chunk by chunk
@@ -240,6 +240,37 @@ def simulate(dataset: str, n: int, output: str | Path, particles: list[str] | No
         writer.f.create_dataset("geant4_ms_per_event", data=ms.astype(np.float32), compression="gzip")
     shutil.rmtree(parts, ignore_errors=True)
     return output
+
+
+def _run_blocks(tasks: list[tuple], part_path: list[Path], sizes: list[int], n: int, dataset: str,
+                workers: int, scheduler: str | None, progress: bool) -> None:
+    """Run the blocks as Dask tasks and write each block's part file as it finishes.
+
+    A block that dies with its worker is re-run by the scheduler (the part only depends on the
+    block's primaries and seed, so the file does not change).
+    """
+    from distributed import as_completed
+
+    from calobench.cluster import dask_client
+    from calobench.progress import stage
+
+    done = sum(sizes) - sum(sizes[task[0]] for task in tasks)
+    with dask_client(min(workers, len(tasks)), scheduler) as client, \
+            stage(f"simulate {dataset}: Geant4 events", total=n, enabled=progress) as bar:
+        bar.update(completed=done)
+        # pure=False: a block is never taken from another production's cache on a shared cluster
+        futures = [client.submit(_run_task, task, key=f"g4-{dataset}-block-{task[0]:05d}-{uuid.uuid4().hex[:8]}",
+                                 pure=False) for task in tasks]
+        arrays = {task[0]: task[4] for task in tasks}
+        try:
+            for future in as_completed(futures):
+                k, index, energy_dep, ms = future.result()
+                _write_part(part_path[k], Primaries.from_arrays(arrays.pop(k)), index, energy_dep, ms)
+                future.release()
+                bar.advance(sizes[k])
+        except BaseException:
+            client.cancel(futures)
+            raise
 
 
 def _run_task(task):

@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true",
                         help="table: print every metric, not only the headline ones (json, csv, markdown: always all)")
     add_format_argument(parser, json_alias=False)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="run the feature and histogram pass as Dask tasks on a local cluster of this many "
+                             "worker processes (the numbers do not change)")
+    parser.add_argument("--scheduler", default=None,
+                        help="run the feature and histogram pass on the Dask scheduler at this address, "
+                             "e.g. tcp://host:8786 (the workers must see both files)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     add_root_arguments(parser)
 
@@ -47,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from calobench.api import compare
 
-    for flag in ("repeats", "cls_epochs", "cls_max_steps", "max_events", "cls_max_events", "cls_hidden"):
+    for flag in ("workers", "repeats", "cls_epochs", "cls_max_steps", "max_events", "cls_max_events", "cls_hidden"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise CalobenchError(f"--{flag.replace('_', '-')}: expected a positive number, found {value}")
@@ -56,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                      repeats=args.repeats, seed=args.seed, json_path=args.json_path, report_dir=args.report_dir,
                      progress=not args.quiet, max_events=args.max_events, cls_protocol=args.cls_protocol,
                      cls_epochs=args.cls_epochs, cls_max_steps=args.cls_max_steps, cls_max_events=args.cls_max_events,
-                     cls_hidden=args.cls_hidden, tree=tree, branches=branches)
+                     cls_hidden=args.cls_hidden, tree=tree, branches=branches,
+                     workers=args.workers, scheduler=args.scheduler)
     fmt = output_format(args)
     if fmt == "table":
         console.print(result.table(full=args.full))
