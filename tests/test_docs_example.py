@@ -12,7 +12,6 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "pandas_example.py"
 
 
-@pytest.mark.slow
 def test_pandas_example_runs_and_writes_plots(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, str(EXAMPLE), str(tmp_path)], capture_output=True, text=True,
