@@ -10,7 +10,7 @@ import pytest
 import calobench
 from calobench.data.showerset import ShowerSet
 from calobench.metrics.features.labels import axis_label, feature_label
-from calobench.metrics.histograms import display_histograms
+from calobench.metrics.display import display_histograms
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_unconstrained_resolution_fits_are_marked():
 
 
 def test_per_energy_views_bin_by_incident_energy():
-    from calobench.metrics.resolution import per_energy_histograms
+    from calobench.metrics.display import per_energy_histograms
 
     rng = np.random.default_rng(0)
     e = rng.uniform(100, 3000, 6000)

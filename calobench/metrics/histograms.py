@@ -24,6 +24,7 @@ import numpy as np
 
 from calobench.data.showerset import ShowerSet
 from calobench.metrics import binning, equivalent_statistics
+from calobench.metrics.display import display_histograms, per_energy_histograms
 from calobench.metrics.distances import DISTANCES
 from calobench.metrics.features import FeatureExtractor
 from calobench.metrics.result import Result
@@ -138,32 +139,6 @@ def bootstrap_distances(gen: HistogramState, ref: HistogramState) -> dict[str, d
     return out
 
 
-def display_histograms(generated: np.ndarray, reference: np.ndarray, bins: int = 50) -> dict | None:
-    """Histograms for the report on edges that cover both samples (their 0.1-99.9 % quantiles),
-    log-spaced when the range is positive and spans more than two decades, with the entries
-    outside counted as underflow / overflow. None when both samples are one and the same
-    constant (a panel that could carry no information). Not used by any metric."""
-    g, r = generated[np.isfinite(generated)], reference[np.isfinite(reference)]
-    if len(g) == 0 or len(r) == 0:
-        return None
-    both = np.concatenate([g, r])
-    if both.min() == both.max():
-        return None
-    lo = min(np.quantile(g, 0.001), np.quantile(r, 0.001))
-    hi = max(np.quantile(g, 0.999), np.quantile(r, 0.999))
-    if not hi > lo:
-        lo, hi = float(both.min()), float(both.max())
-    log = lo > 0 and hi / lo > 100
-    edges = np.geomspace(lo, hi, bins + 1) if log else np.linspace(lo, hi, bins + 1)
-    out = {"edges": edges, "log_x": bool(log)}
-    for label, values in (("generated", g), ("reference", r)):
-        out[label] = np.histogram(values, edges)[0].astype(np.float64)
-        # np.histogram's last bin is closed: entries equal to hi are inside
-        out[f"{label}_underflow"] = int(np.sum(values < lo))
-        out[f"{label}_overflow"] = int(np.sum(values > hi))
-    return out
-
-
 def spectrum_edges(extractor: FeatureExtractor, reference: Iterable[ShowerSet]) -> dict[str, np.ndarray]:
     """Edges of every per-cell spectrum, from one pass over the reference chunks (the largest
     value of each spectrum sets the top of the energy spectra)."""
@@ -234,8 +209,6 @@ class HistogramStage(Stage):
     def _per_energy_shapes(self, gen_table: np.ndarray, ref_table: np.ndarray) -> dict[str, list[dict]]:
         """Shower-shape features in bins of incident energy, for the report: feature name ->
         calobench.metrics.resolution.per_energy_histograms views (at most SHAPE_FEATURES_PER_ENERGY)."""
-        from calobench.metrics.resolution import per_energy_histograms
-
         names = [n for n in SHAPE_PREFERENCE if n in self.extractor.index]
         names += [n for n in self.extractor.names if n.startswith("width_") and n not in names]
         energies = [self.energies.array(sample)[:, 0] for sample in (GENERATED, REFERENCE)]

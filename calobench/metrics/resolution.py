@@ -15,6 +15,7 @@ from scipy.optimize import curve_fit
 
 from calobench.metrics.result import Result
 from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Stage
+from calobench.metrics.display import per_energy_histograms
 
 
 def energy_bins(energies: np.ndarray, n_bins: int = 8) -> np.ndarray:
@@ -91,35 +92,6 @@ def fit_resolution(energy_mev: np.ndarray, rel: np.ndarray, rel_err: np.ndarray,
     out = {"a": p[0], "a_err": err[0], "b": p[1], "b_err": err[1],
            "c": p[2] if use_c else 0.0, "c_err": err[2] if use_c else 0.0}
     return {k: float(v) for k, v in out.items()}
-
-
-#: Incident-energy bins of the per-energy views of the report.
-PER_ENERGY_BINS = 6
-
-
-def per_energy_histograms(generated: np.ndarray, reference: np.ndarray, bins: int = PER_ENERGY_BINS) -> list[dict]:
-    """E_tot / E_inc of both samples in bins of incident energy, for the report (as the
-    challenge's published plots show it). generated / reference: (n, 2) rows (E_inc MeV,
-    E_tot / E_inc). Bins: equal-population quantiles of the reference energies; none when the
-    reference has a single energy. Each item: ``range_MeV`` and calobench.metrics.histograms
-    ``display_histograms`` of the bin (None for a bin without entries)."""
-    from calobench.metrics.histograms import display_histograms
-
-    energies = reference[:, 0]
-    if len(energies) == 0 or energies.min() == energies.max():
-        return []
-    edges = np.unique(np.quantile(energies, np.linspace(0.0, 1.0, bins + 1)))
-    out = []
-    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-        last = k == len(edges) - 2
-
-        def inside(rows):
-            e = rows[:, 0]
-            return rows[(e >= lo) & ((e <= hi) if last else (e < hi)), 1]
-
-        out.append({"range_MeV": (float(lo), float(hi)),
-                    "histograms": display_histograms(inside(generated), inside(reference), bins=30)})
-    return out
 
 
 def unreliable_fit(metric: dict, parameter: str) -> str:
