@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import calobench
-from calobench.data.showerset import ShowerSet
+from calobench.selftest.distortions import energy_scale
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -64,7 +64,7 @@ def _open(driver, path: Path, shot: str):
 def report_page(tmp_path_factory):
     ref = calobench.load("stcf11x11")
     a, b = ref.slice(0, 1500), ref.slice(1500, 3000)
-    gen = ShowerSet(a.geometry, a.energies, a.showers * 1.05, a.conditions, dataset=a.dataset)
+    gen = energy_scale(1.05)(a, np.random.default_rng(0))
     out = tmp_path_factory.mktemp("report")
     result = calobench.compare(gen, b, dataset="stcf11x11", metrics=["hist", "resolution"], progress=False,
                                report_dir=out)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import calobench
-from calobench.data.showerset import ShowerSet
+from calobench.selftest.distortions import energy_scale
 from calobench.metrics.equivalent_statistics import KOLMOGOROV_MEAN, equivalent_events, ks_excess, summary
 
 
@@ -34,11 +34,8 @@ def test_compare_reports_it_and_ranks_distortions():
     ref = calobench.load("stcf11x11")
     a, b = ref.slice(0, 3000), ref.slice(3000, 6000)
 
-    def scaled(factor):
-        return ShowerSet(a.geometry, a.energies, a.showers * factor, a.conditions, dataset=a.dataset)
-
     values = {label: calobench.compare(gen, b, dataset="stcf11x11", metrics=["hist"], progress=False)
-              .value("g4_equivalent_events") for label, gen in [("same", a), ("x1.02", scaled(1.02)),
-                                                                ("x1.05", scaled(1.05))]}
+              .value("g4_equivalent_events") for label, gen in [("same", a), ("x1.02", energy_scale(1.02)(a, None)),
+                                                                ("x1.05", energy_scale(1.05)(a, None))]}
     assert values["same"] == 3000.0
     assert values["x1.05"] < values["x1.02"] < 300

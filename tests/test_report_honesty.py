@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import calobench
-from calobench.data.showerset import ShowerSet
+from calobench.selftest.distortions import energy_scale
 from calobench.metrics.features.labels import axis_label, feature_label
 from calobench.metrics.display import display_histograms
 
@@ -17,7 +17,7 @@ from calobench.metrics.display import display_histograms
 def shifted_result(tmp_path_factory):
     ref = calobench.load("stcf11x11")
     a, b = ref.slice(0, 1500), ref.slice(1500, 3000)
-    gen = ShowerSet(a.geometry, a.energies, a.showers * 1.05, a.conditions, dataset=a.dataset)
+    gen = energy_scale(1.05)(a, np.random.default_rng(0))
     out = tmp_path_factory.mktemp("report")
     result = calobench.compare(gen, b, dataset="stcf11x11", metrics=["hist"], progress=False, report_dir=out)
     return result, (out / "report.html").read_text()
