@@ -23,17 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def rows() -> list[dict]:
     """One row per dataset: embedded events, benchmark reference, built or not, path."""
-    import h5py
-
-    from calobench.datasets import dataset_names, get_dataset
+    from calobench.datasets import dataset_names, get_dataset, load_reference
 
     out = []
     for name in dataset_names():
         ds = get_dataset(name)
-        embedded = 0
-        if ds.has_embedded:
-            with h5py.File(ds.embedded_path, "r") as f:
-                embedded = int(f["incident_energies"].shape[0]) if "incident_energies" in f else 0
+        embedded = len(load_reference(name, embedded=True)) if ds.has_embedded else 0
         if ds.recipe is None:
             state, events = ("embedded" if ds.has_embedded else "none"), embedded
         else:
