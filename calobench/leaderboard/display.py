@@ -13,7 +13,7 @@ COLUMNS = ["rank", "source", "model", "family", "preset", "params", "AUC low [fl
            "date", "id"]
 
 
-def _missing(value) -> bool:
+def is_missing(value) -> bool:
     """None, NaN, pandas.NA or an infinite number."""
     import pandas as pd
 
@@ -25,14 +25,14 @@ def _missing(value) -> bool:
 def metric_text(row, name: str, digits: int = 4, floor: bool = True) -> str:
     """'value ± std [floor]' of metric ``name`` in a DataFrame row ('' when absent)."""
     value = row.get(name)
-    if _missing(value):
+    if is_missing(value):
         return ""
     text = f"{value:.{digits}g}"
     std = row.get(f"{name}_std")
-    if not _missing(std) and std > 0:
+    if not is_missing(std) and std > 0:
         text += f" ± {std:.2g}"
     lo = row.get(f"{name}_floor")
-    if floor and not _missing(lo):
+    if floor and not is_missing(lo):
         text += f" [{lo:.{digits}g}]"
     return text
 
@@ -41,11 +41,11 @@ def time_text(row, device: str = "cpu", batch: str = "1") -> str:
     """'ms (N threads)' of one timing column; 'skipped' when the batch was too slow to measure."""
     value = row.get(f"ms_{device}_bs{batch}")
     threads = row.get(f"threads_{device}")
-    if _missing(value):
+    if is_missing(value):
         skipped = row.get(f"ms_{device}_bs{batch}_skipped")
         return "skipped" if isinstance(skipped, str) else ""
     text = f"{value:.3g}"
-    if not _missing(threads):
+    if not is_missing(threads):
         text += f" ({int(threads)} thr)"
     return text
 
@@ -53,9 +53,9 @@ def time_text(row, device: str = "cpu", batch: str = "1") -> str:
 def display_row(row) -> list[str]:
     """The COLUMNS strings of one DataFrame row."""
     score = row.get("score")
-    return ["-" if _missing(row.get("rank")) else str(int(row["rank"])), row["source"], row["model"], row["family"],
+    return ["-" if is_missing(row.get("rank")) else str(int(row["rank"])), row["source"], row["model"], row["family"],
             row["preset"], f"{int(row['parameters']):,}", metric_text(row, "auc_low"), metric_text(row, "auc_high"),
-            "" if _missing(score) else f"{score:.3f}", row.get("unranked") or "", metric_text(row, "fpd", 3),
+            "" if is_missing(score) else f"{score:.3f}", row.get("unranked") or "", metric_text(row, "fpd", 3),
             metric_text(row, "sep_etot_einc", 3, floor=False), time_text(row, "cpu", "1"),
             time_text(row, "cpu", "10000"), str(row["seed"]), str(row["date"])[:10], row["id"]]
 
@@ -75,4 +75,4 @@ def markdown(columns: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["COLUMNS", "display_row", "display_rows", "markdown", "metric_text", "time_text"]
+__all__ = ["COLUMNS", "display_row", "display_rows", "is_missing", "markdown", "metric_text", "time_text"]

@@ -34,7 +34,7 @@ def _chosen_features(names: list[str]) -> list[str]:
     return first + per_layer[::stride][:room]
 
 
-def _flag(metric: dict) -> str:
+def metric_flag(metric: dict) -> str:
     """What a reader must know about a value: failed, unreliable, or within its floor."""
     if metric.get("failed"):
         return f"failed: {metric['failed']}"
@@ -52,7 +52,7 @@ def _metric_rows(rows: list[dict], metrics: dict) -> str:
     return "".join(
         f"<tr><td class='text'>{html.escape(r['name'])}</td><td>{fmt(r['value'])}</td><td>{fmt(r['std'])}</td>"
         f"<td>{fmt(r['floor'])}</td><td class='text'>{html.escape(r['direction'] or '')}</td>"
-        f"<td class='text'>{html.escape(_flag(metrics[r['name']]))}</td>"
+        f"<td class='text'>{html.escape(metric_flag(metrics[r['name']]))}</td>"
         f"<td class='text'>{html.escape(r['description'] or '')}</td></tr>" for r in rows)
 
 

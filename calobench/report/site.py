@@ -15,12 +15,13 @@ import base64
 import html
 import io
 import json
-import math
 import os
 import shutil
 from pathlib import Path
 
 from calobench.errors import CalobenchError
+from calobench.leaderboard.display import is_missing
+from calobench.report.html import metric_flag
 
 STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;margin:1em 0}"
          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#eee;cursor:pointer}"
@@ -49,24 +50,12 @@ METRIC_COLUMNS = [("AUC low", "auc_low", 4), ("AUC high", "auc_high", 4), ("AUC 
 TIME_COLUMNS = [("cpu ms @1", "ms_cpu_bs1"), ("cpu ms @100", "ms_cpu_bs100"), ("cpu ms @10000", "ms_cpu_bs10000")]
 
 
-def _missing(value) -> bool:
-    """None, NaN, pandas.NA or an infinite number."""
-    import pandas as pd
-
-    if value is None or value is pd.NA:
-        return True
-    try:
-        return not math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _num(value, digits: int = 4) -> str:
-    return "" if _missing(value) else f"{float(value):.{digits}g}"
+    return "" if is_missing(value) else f"{float(value):.{digits}g}"
 
 
 def _cell(text: str, sort_value, css: str = "") -> str:
-    v = "" if _missing(sort_value) and not isinstance(sort_value, str) else sort_value
+    v = "" if is_missing(sort_value) and not isinstance(sort_value, str) else sort_value
     return f"<td class='{css}' data-v='{html.escape(str(v), quote=True)}'>{text}</td>"
 
 
@@ -104,10 +93,10 @@ def quality_speed_plot(frame, published: list[dict]) -> str | None:
         x = row.get("ms_cpu_bs100")
         for metric, marker in (("auc_high", "o"), ("auc_low", "s")):
             y = row.get(metric)
-            if not _missing(x) and not _missing(y) and x > 0:
+            if not is_missing(x) and not is_missing(y) and x > 0:
                 points.append((float(x), float(y), marker, row["model"], row["source"]))
     pub = [(p["timing_ms_per_shower"]["cpu"]["100"], p["metrics"]["auc_high"]["value"], p["model"]) for p in published
-           if not _missing(p["timing_ms_per_shower"].get("cpu", {}).get("100")) and not _missing(p["metrics"].get("auc_high", {})
+           if not is_missing(p["timing_ms_per_shower"].get("cpu", {}).get("100")) and not is_missing(p["metrics"].get("auc_high", {})
                                                                                   .get("value"))]
     if not points and not pub:
         return None
@@ -139,8 +128,8 @@ def _ranked_table(dataset: str, frame) -> str:
     rows = []
     for _, row in frame.iterrows():
         link = f"entries/{html.escape(dataset)}/{html.escape(row['id'])}.html"
-        cells = [_cell("-" if _missing(row.get("rank")) else str(int(row["rank"])),
-                       "" if _missing(row.get("rank")) else int(row["rank"])),
+        cells = [_cell("-" if is_missing(row.get("rank")) else str(int(row["rank"])),
+                       "" if is_missing(row.get("rank")) else int(row["rank"])),
                  _cell(f"<span class='{row['source']}'>{row['source']}</span>", row["source"], "text"),
                  _cell(f"<a href='{link}'>{html.escape(row['model'])}</a>", row["model"], "text"),
                  _cell(html.escape(str(row["family"])), row["family"], "text"),
@@ -149,20 +138,20 @@ def _ranked_table(dataset: str, frame) -> str:
         for _, name, digits in METRIC_COLUMNS:
             value, std, floor = row.get(name), row.get(f"{name}_std"), row.get(f"{name}_floor")
             text = _num(value, digits)
-            if text and not _missing(std) and std > 0:
+            if text and not is_missing(std) and std > 0:
                 text += f" &plusmn; {std:.2g}"
-            if text and not _missing(floor):
+            if text and not is_missing(floor):
                 text += f" <span class='note'>[{floor:.{digits}g}]</span>"
             cells.append(_cell(text, value))
         for _, column in TIME_COLUMNS:
             value, threads = row.get(column), row.get("threads_cpu")
             text = _num(value, 3)
-            if text and not _missing(threads):
+            if text and not is_missing(threads):
                 text += f" <span class='note'>({int(threads)} thr)</span>"
             cells.append(_cell(text, value))
         cells.append(_cell(html.escape(str(row.get("unranked") or "")), str(row.get("unranked") or ""), "text"))
         cells.append(_cell(str(row["date"])[:10], str(row["date"]), "text"))
-        css = "unranked" if _missing(row.get("rank")) else ""
+        css = "unranked" if is_missing(row.get("rank")) else ""
         rows.append(f"<tr class='{css}'>" + "".join(cells) + "</tr>")
     return (f"<table id='ranked'><thead><tr>{ths}</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
             "<p class='note'>[floor]: the same metric for Geant4 against Geant4 (the reference's two halves). "
@@ -195,7 +184,7 @@ def _published_table(rows: list[dict]) -> str:
 def _entry_page(dataset: str, source: str, entry: dict) -> str:
     rows = "".join(
         f"<tr><td class='text'>{html.escape(name)}</td><td>{_num(m.get('value'), 5)}</td><td>{_num(m.get('std'), 3)}</td>"
-        f"<td>{_num(m.get('floor'), 5)}</td><td class='text'>{html.escape(_flag(m))}</td></tr>"
+        f"<td>{_num(m.get('floor'), 5)}</td><td class='text'>{html.escape(metric_flag(m))}</td></tr>"
         for name, m in entry["metrics"].items())
     timing = json.dumps(entry.get("timing", {}), indent=1, sort_keys=True)
     provenance = json.dumps(entry.get("provenance", {}), indent=1, sort_keys=True)
@@ -207,14 +196,6 @@ def _entry_page(dataset: str, source: str, entry: dict) -> str:
             "<th>floor</th><th class='text'>note</th></tr></thead><tbody>" + rows + "</tbody></table>"
             f"<h2>Timing</h2><pre>{html.escape(timing)}</pre><h2>Provenance</h2><pre>{html.escape(provenance)}</pre>")
     return _page(f"{entry['model']} on {dataset}", body)
-
-
-def _flag(metric: dict) -> str:
-    if metric.get("failed"):
-        return f"failed: {metric['failed']}"
-    if metric.get("unreliable"):
-        return f"unreliable: {metric['unreliable']}"
-    return "within floor" if metric.get("within_floor") else ""
 
 
 def write_site(out_dir: str | Path, datasets: list[str] | None = None, user_dir: str | Path | None = None) -> Path:
