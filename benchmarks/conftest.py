@@ -18,7 +18,7 @@ import torch
 
 import calobench
 
-collect_ignore = ["studies"]
+collect_ignore = ["studies", "bench_vs_evaluate.py"]  # run by hand: it needs evaluate.py set up
 
 GENERATION_BATCH = 10000
 
