@@ -114,7 +114,9 @@ def setup(source: str, env: Path) -> None:
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     (run / "PATCHES.txt").write_text(f"evaluate.py of {source} at {commit.strip()}, patched:\n"
                                      + "".join(f"- {why}\n" for _, _, why in patches))
-    check = subprocess.run([str(py), "-c", "import torch, jetnet, h5py, sklearn, matplotlib; print(torch.__version__)"],
+    # importing matplotlib.pyplot once builds its font cache, which would otherwise cost the first timed run
+    check = subprocess.run([str(py), "-c", "import torch, jetnet, h5py, sklearn, matplotlib.pyplot; "
+                            "print(torch.__version__)"],
                            capture_output=True, text=True)
     if check.returncode != 0:
         fail(f"{venv}: the evaluate.py imports fail: {check.stderr.strip().splitlines()[-1]}")

@@ -22,9 +22,12 @@ and the raw high-level vector) for comparisons with published numbers.
 Floors: the same test between the two halves of the reference (even and odd events) gives the
 Geant4-against-Geant4 value at this sample size (``floor``, from one run).
 
-Data are read block by block (``Source.read(start, stop)``), so the low-level classifier holds
-two blocks of showers at a time rather than the samples; the high-level classifiers hold the
-high-level feature vectors. The gradient-boosted variant (xgboost, hist method) uses the same
+Data are read block by block (``Source.read(start, stop)``) and turned into the network's
+float32 inputs (standardised) once: when the inputs of all events used fit in ``cache_mb``
+(512 MB; the high-level classifiers, the low-level one on small samples) they are kept as
+contiguous tensors, batches are views of a shuffled copy of a block, and nothing is read or
+standardised again; else (the low-level classifier on large samples) every pass reads them again
+block by block, holding two blocks of showers at a time rather than the samples. The gradient-boosted variant (xgboost, hist method) uses the same
 splits, early stopping on the test split, and the same calibration and validation.
 The stages that run these tests are in calobench.metrics.classifiers.
 """
@@ -69,7 +72,9 @@ class ClassifierOptions:
     challenge only: epochs (maximum), patience (epochs without a better test accuracy; None: never).
     v2 only: min_steps / max_steps: optimiser steps; eval_every: steps between held-out losses;
     patience_steps: steps after the best held-out loss before stopping; eval_events: held-out
-    events kept in memory for early stopping; clip: standardised inputs clipped to +-clip."""
+    events kept in memory for early stopping; clip: standardised inputs clipped to +-clip.
+    cache_mb: when the network inputs of all events used (float32) fit in this many MB they are
+    read and transformed once and kept as tensors; else read block by block on every pass."""
 
     protocol: str = "v2"
     hidden: int = 256
@@ -89,6 +94,7 @@ class ClassifierOptions:
     patience_steps: int = 250
     eval_events: int = 20_000
     clip: float = 6.0
+    cache_mb: float = 512.0
 
     @staticmethod
     def for_protocol(protocol: str, **overrides) -> "ClassifierOptions":
@@ -168,19 +174,61 @@ def _scores(y: np.ndarray, p: np.ndarray, calib_y: np.ndarray, calib_p: np.ndarr
     return {"auc": float(roc_auc_score(y, q)), "jsd": float((LN2 - bce) / LN2)}
 
 
-def _predict(net, blocks: _Blocks, split: int, inputs: Callable) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) of the events of one split, read block by block; ``inputs`` turns a
-    (rows, dim) float32 array into the network's input tensor."""
+class _Inputs:
+    """The network inputs of one split, block by block: ``block(k)`` -> (x (rows, dim) float32
+    tensor, labels (rows,) float32 tensor), ``transform`` (a (rows, dim) float32 array -> its input
+    tensor) applied to the rows of ``_Blocks.read``. With ``cache`` every block is read and
+    transformed once and its tensors kept (contiguous, so batches are views); without, a block is
+    read and transformed again at every ``block`` call."""
+
+    def __init__(self, blocks: _Blocks, split: int, transform: Callable, cache: bool) -> None:
+        self.blocks, self.split, self.transform = blocks, split, transform
+        self.n_blocks = blocks.n_blocks
+        self.cached = [self._load(k) for k in range(self.n_blocks)] if cache else None
+
+    def _load(self, k: int):
+        import torch
+
+        x, y = self.blocks.read(k, self.split)
+        return self.transform(x).contiguous(), torch.from_numpy(y)
+
+    def block(self, k: int):
+        return self.cached[k] if self.cached is not None else self._load(k)
+
+
+def _split_inputs(blocks: _Blocks, transform: Callable, opts: "ClassifierOptions") -> list[_Inputs]:
+    """The train, test and validation _Inputs, kept in memory when all of them fit in opts.cache_mb."""
+    cache = 2 * blocks.n_use * blocks.gen.dim * 4 <= opts.cache_mb * 1e6
+    return [_Inputs(blocks, split, transform, cache) for split in (0, 1, 2)]
+
+
+def _shuffled(x, y, rng: np.random.Generator):
+    """(x, y) rows in the order ``rng.permutation(len(x))`` (one index_select per tensor)."""
+    import torch
+
+    order = torch.from_numpy(rng.permutation(len(x)))
+    return x.index_select(0, order), y.index_select(0, order)
+
+
+def _adam(net, lr: float):
+    """Adam at ``lr`` (torch's fused CPU kernel: the same update as the per-tensor loop in one pass)."""
+    import torch
+
+    return torch.optim.Adam(net.parameters(), lr=lr, fused=True)
+
+
+def _predict(net, inputs: _Inputs) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of the events of one split, block by block, 8192 rows at a time."""
     import torch
 
     net.eval()
     ys, ps = [], []
-    with torch.no_grad():
-        for k in range(blocks.n_blocks):
-            x, y = blocks.read(k, split)
+    with torch.inference_mode():
+        for k in range(inputs.n_blocks):
+            x, y = inputs.block(k)
             for lo in range(0, len(x), 8192):
-                ps.append(torch.sigmoid(net(inputs(x[lo:lo + 8192]))).numpy().reshape(-1))
-            ys.append(y)
+                ps.append(torch.sigmoid(net(x[lo:lo + 8192])).numpy().reshape(-1))
+            ys.append(y.numpy())
     return np.concatenate(ys), np.concatenate(ps) if ps else np.zeros(0)
 
 
@@ -214,40 +262,34 @@ def _dnn_test_challenge(gen: Source, ref: Source, seed: int, opts: ClassifierOpt
         std = np.where(scale_columns, std, 1.0).astype(np.float32)
     mean_t, std_t = torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
     net = _network(gen.dim, opts)
-    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    optim = _adam(net, opts.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-
-    def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
-        return _predict(net, blocks, split, lambda x: (torch.from_numpy(x) - mean_t) / std_t)
+    train, test, val = _split_inputs(blocks, lambda x: (torch.from_numpy(x) - mean_t) / std_t, opts)
 
     with stage("classifier epochs", total=opts.epochs, enabled=log_enabled(progress), line=False) as bar:
-        best_epoch = _challenge_epochs(net, optim, loss_fn, blocks, rng, mean_t, std_t, predict, opts, bar)
-    y_test, p_test = predict(1)
-    y_val, p_val = predict(2)
+        best_epoch = _challenge_epochs(net, optim, loss_fn, train, test, rng, opts, bar)
+    y_test, p_test = _predict(net, test)
+    y_val, p_val = _predict(net, val)
     out = _scores(y_val, p_val, y_test, p_test)
     out.update(best_epoch=best_epoch, events=blocks.n_use, failed=None)
     return out
 
 
-def _challenge_epochs(net, optim, loss_fn, blocks: "_Blocks", rng: np.random.Generator, mean_t, std_t,
-                      predict: Callable, opts: ClassifierOptions, bar: Bar) -> int:
+def _challenge_epochs(net, optim, loss_fn, train: _Inputs, test: _Inputs, rng: np.random.Generator,
+                      opts: ClassifierOptions, bar: Bar) -> int:
     """The challenge protocol's epochs (the best test-accuracy state loaded into ``net``) -> best epoch."""
-    import torch
-
     best_acc, best_state, best_epoch, stale = -1.0, None, 0, 0
+    batch = opts.batch_size
     for epoch in range(opts.epochs):
         net.train()
-        for k in rng.permutation(blocks.n_blocks):
-            x, y = blocks.read(int(k), 0)
-            order = rng.permutation(len(x))
-            x, y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
-            for lo in range(0, len(x), opts.batch_size):
-                xb = (x[lo:lo + opts.batch_size] - mean_t) / std_t
-                loss = loss_fn(net(xb).reshape(-1), y[lo:lo + opts.batch_size])
+        for k in rng.permutation(train.n_blocks):
+            x, y = _shuffled(*train.block(int(k)), rng)
+            for lo in range(0, len(x), batch):
+                loss = loss_fn(net(x[lo:lo + batch]).reshape(-1), y[lo:lo + batch])
                 optim.zero_grad()
                 loss.backward()
                 optim.step()
-        y_test, p_test = predict(1)
+        y_test, p_test = _predict(net, test)
         acc = float(np.mean((p_test > 0.5) == (y_test > 0.5)))
         if acc > best_acc:
             best_acc, best_state, best_epoch, stale = acc, copy.deepcopy(net.state_dict()), epoch + 1, 0
@@ -311,52 +353,51 @@ def dnn_test_v2(gen: Source, ref: Source, seed: int, opts: "ClassifierOptions",
     n_train = int(0.6 * blocks.n_use) * 2
     batch = _v2_batch_size(n_train, opts)
     net = _network(gen.dim, opts)
-    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    optim = _adam(net, opts.lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    train, test, val = _split_inputs(blocks, scale, opts)
 
     held_x, held_y = [], []
     held_rows = 0
     for k in range(blocks.n_blocks):  # the early-stopping subset of the test split, in memory
         if held_rows >= opts.eval_events:
             break
-        x, y = blocks.read(k, 1)
-        held_x.append(scale(x))
-        held_y.append(torch.from_numpy(y))
+        x, y = test.block(k)
+        held_x.append(x)
+        held_y.append(y)
         held_rows += len(y)
     held_x, held_y = torch.cat(held_x)[:opts.eval_events], torch.cat(held_y)[:opts.eval_events]
-
-    def predict(split: int) -> tuple[np.ndarray, np.ndarray]:
-        return _predict(net, blocks, split, scale)
 
     def batches():
         """Training mini-batches, the blocks visited in a new random order on every pass."""
         while True:
-            for k in rng.permutation(blocks.n_blocks):
-                x, y = blocks.read(int(k), 0)
-                order = rng.permutation(len(x))
-                x, y = scale(x[order]), torch.from_numpy(y[order])
+            for k in rng.permutation(train.n_blocks):
+                x, y = _shuffled(*train.block(int(k)), rng)
                 for lo in range(0, len(x), batch):
                     yield x[lo:lo + batch], y[lo:lo + batch]
 
     step, best_loss, best_step, best_state = 0, float("inf"), 0, copy.deepcopy(net.state_dict())
     recent: list[float] = []
     failed = None if n_train >= 2 and len(held_y) else "too few events to train and test"
+    net.train()
     with stage("classifier steps", total=opts.max_steps, enabled=log_enabled(progress), line=False) as bar:
         for xb, yb in (batches() if failed is None else ()):
-            net.train()
             loss = loss_fn(net(xb).reshape(-1), yb)
-            if not torch.isfinite(loss):
+            value = float(loss.detach())
+            if not np.isfinite(value):
                 failed = f"training loss not finite at step {step + 1}"
                 break
             optim.zero_grad()
             loss.backward()
             optim.step()
             step += 1
-            recent = (recent + [float(loss.detach())])[-opts.eval_every:]
+            recent.append(value)
             if step % opts.eval_every == 0:
+                recent = recent[-opts.eval_every:]
                 net.eval()
-                with torch.no_grad():
+                with torch.inference_mode():
                     test_loss = float(loss_fn(net(held_x).reshape(-1), held_y))
+                net.train()
                 if test_loss < best_loss - 1e-4:
                     best_loss, best_step, best_state = test_loss, step, copy.deepcopy(net.state_dict())
                 bar.advance(opts.eval_every, loss=f"{np.mean(recent):.3f}", held_out=f"{test_loss:.3f}",
@@ -365,15 +406,15 @@ def dnn_test_v2(gen: Source, ref: Source, seed: int, opts: "ClassifierOptions",
                 break
         bar.update(completed=step, total=step)
     health = {"steps": step, "best_step": best_step, "batch_size": batch,
-              "train_loss": float(np.mean(recent)) if recent else float("nan"),
+              "train_loss": float(np.mean(recent[-opts.eval_every:])) if recent else float("nan"),
               "test_loss": best_loss, "ln2": LN2}
     if failed is None and not np.isfinite(best_loss):
         failed = "held-out loss never finite"
     if failed is not None:
         return {"auc": float("nan"), "jsd": float("nan"), "failed": failed, "events": blocks.n_use, **health}
     net.load_state_dict(best_state)
-    y_test, p_test = predict(1)
-    y_val, p_val = predict(2)
+    y_test, p_test = _predict(net, test)
+    y_val, p_val = _predict(net, val)
     if not (np.all(np.isfinite(p_test)) and np.all(np.isfinite(p_val))):
         return {"auc": float("nan"), "jsd": float("nan"), "failed": "predictions not finite",
                 "events": blocks.n_use, **health}
