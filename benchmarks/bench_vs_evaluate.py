@@ -176,7 +176,15 @@ def run_evaluate(env: Path, gen: Path, ref: Path, mode: str, out: Path, epochs: 
         res["auc"], res["jsd"] = float(found[-1][0]), float(found[-1][1])
     res["epochs_run"] = len(re.findall(r"Accuracy on test set is", res["output"])) - (1 if found else 0)
     del res["output"]
+    _progress(f"evaluate.py -m {mode}" + (f" --cls_n_epochs {epochs}" if epochs else ""), res,
+              f"AUC {res['auc']:.4f}" if "auc" in res else "")
     return res
+
+
+def _progress(label: str, res: dict, extra: str = "") -> None:
+    """One line per measurement as it completes (the table comes at the end)."""
+    print(f"  measured {label}: CPU {res['cpu_s']:.1f} s, wall {res['wall_s']:.0f} s, peak RSS "
+          f"{res['peak_rss_MB']:.0f} MB, load {res['load_average'][0]:.1f} {extra}", flush=True)
 
 
 CALOBENCH_CODE = """
@@ -194,6 +202,8 @@ def run_calobench(gen: Path, ref: Path, metrics: str, options: dict, log: Path) 
                   Path.cwd(), log)
     line = [x for x in res.pop("output").splitlines() if x.startswith("RESULT ")][-1]
     res.update(json.loads(line[len("RESULT "):]))
+    auc = res["metrics"].get("auc_high", {}).get("value")
+    _progress(f"calobench {metrics} {json.dumps(options)}", res, f"AUC {auc:.4f}" if auc is not None else "")
     return res
 
 
