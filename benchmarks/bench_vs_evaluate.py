@@ -257,6 +257,8 @@ def main_run(args: argparse.Namespace) -> None:
         s1, s2 = args.steps_short, args.steps_long
         v21 = run_calobench(gen, ref, "cls-high", {**one, "cls_min_steps": s1, "cls_max_steps": s1}, out / "cb_v21.log")
         v22 = run_calobench(gen, ref, "cls-high", {**one, "cls_min_steps": s2, "cls_max_steps": s2}, out / "cb_v22.log")
+        rows["measurements"] = {"evaluate_epochs_short": ev1, "evaluate_epochs_long": ev2, "challenge_epochs_short": ch1,
+                                "challenge_epochs_long": ch2, "v2_steps_short": v21, "v2_steps_long": v22}
         ev_epoch, ch_epoch = per_epoch(ev1, ev2, e1, e2), per_epoch(ch1, ch2, e1, e2)
         v2_epoch = per_epoch(v21, v22, s1, s2) * steps_per_epoch
         show("cls-high per epoch, challenge", {"cpu_s": ev_epoch}, {"cpu_s": ch_epoch})
