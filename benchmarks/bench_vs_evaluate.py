@@ -78,6 +78,12 @@ def fail(message: str) -> None:
 
 
 # ---- setup -----------------------------------------------------------------------------------
+def _run(cmd: list[str]) -> None:
+    """Run a setup command; a failure is a one-line error (exit 2)."""
+    if subprocess.run(cmd).returncode != 0:
+        fail(f"setup: {' '.join(cmd[:6])} failed")
+
+
 def setup(source: str, env: Path) -> None:
     """Clone ``source`` to env/repo, make env/venv and the patched working copy env/run."""
     env.mkdir(parents=True, exist_ok=True)
@@ -85,22 +91,22 @@ def setup(source: str, env: Path) -> None:
     if not (repo / "code" / "evaluate.py").exists():
         shutil.rmtree(repo, ignore_errors=True)
         # only code/'s .py and .xml files are checked out (the notebooks may be absent from a mirror)
-        subprocess.run(["git", "clone", "--no-checkout", source, str(repo)], check=True)
+        _run(["git", "clone", "--no-checkout", source, str(repo)])
         names = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "--name-only", "HEAD", "code/"],
                                capture_output=True, text=True, check=True).stdout.split()
         wanted = [x for x in names if x.endswith((".py", ".xml"))]
         if wanted:
-            subprocess.run(["git", "-C", str(repo), "checkout", "HEAD", "--"] + wanted, check=True)
+            _run(["git", "-C", str(repo), "checkout", "HEAD", "--"] + wanted)
     if not (repo / "code" / "evaluate.py").exists():
         fail(f"{source}: no code/evaluate.py in this repository")
     venv = env / "venv"
     py = venv / "bin" / "python"
     if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        _run([sys.executable, "-m", "venv", str(venv)])
     pip = [str(py), "-m", "pip", "install", "-q"]
-    subprocess.run(pip + ["torch==2.13.0"], check=True)  # first: any other spec pulls the CUDA wheels
-    subprocess.run(pip + ["torch==2.13.0"] + EVAL_PACKAGES, check=True)
-    subprocess.run([str(py), "-m", "pip", "uninstall", "-q", "-y", "pyarrow"], check=True)
+    _run(pip + ["torch==2.13.0"])  # first: any other spec pulls the CUDA wheels
+    _run(pip + ["torch==2.13.0"] + EVAL_PACKAGES)
+    _run([str(py), "-m", "pip", "uninstall", "-q", "-y", "pyarrow"])
     run = env / "run"
     shutil.rmtree(run, ignore_errors=True)
     shutil.copytree(repo / "code", run)
