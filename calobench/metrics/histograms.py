@@ -182,9 +182,8 @@ def spectrum_edges(extractor: FeatureExtractor, reference: Iterable[ShowerSet]) 
     value of each spectrum sets the top of the energy spectra)."""
     maxima: dict[str, float] = {}
     for chunk in reference:
-        for name, (values, _, _) in extractor.cell_spectra(chunk).items():
-            if len(values):
-                maxima[name] = max(maxima.get(name, 0.0), float(values.max()))
+        for name, top in extractor.spectrum_maxima(chunk).items():
+            maxima[name] = max(maxima.get(name, 0.0), top)
     return {name: binning.spectrum_edges(extractor.geometry, name, maxima.get(name, 1.0))
             for name in extractor.spectra}
 
