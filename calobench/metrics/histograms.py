@@ -53,6 +53,53 @@ def poisson_weights(seed: int, sample: int, start: int, stop: int, replicas: int
     return out[lo:lo + stop - start].astype(np.float64)
 
 
+#: Largest distance (in bins) of a position (x - origin) / step from an integer for which the
+#: estimate of _bin_index is trusted; closer values are searched. The edges themselves must lie
+#: within EDGE_DEVIATION of the grid, float64 estimates are good to ~1e-12 bins.
+NEAR_EDGE = 1e-6
+EDGE_DEVIATION = 1e-8
+
+
+def _spacing(edges: np.ndarray) -> tuple[str, float, float] | None:
+    """("linear" | "log", origin, 1 / step) where the edges lie on a grid equally spaced in x or in
+    log x (within EDGE_DEVIATION bins), else None."""
+    if len(edges) < 2 or not np.all(np.isfinite(edges)) or not np.all(np.diff(edges) > 0):
+        return None
+    for kind in ("linear", "log"):
+        if kind == "log" and edges[0] <= 0:
+            continue
+        x = np.log(edges) if kind == "log" else edges
+        origin, scale = float(x[0]), float((len(x) - 1) / (x[-1] - x[0]))
+        if np.max(np.abs((x - origin) * scale - np.arange(len(x)))) < EDGE_DEVIATION:
+            return kind, origin, scale
+    return None
+
+
+def _bin_index(edges: np.ndarray, values: np.ndarray, spacing: tuple[str, float, float] | None) -> np.ndarray:
+    """``np.searchsorted(edges, values, side="right") - 1`` (int64, -1 .. len(edges) - 1), exactly
+    (NaN values may get any bin: callers drop them).
+
+    For equally spaced edges (``spacing``) the bin is the integer part of ((log) x - origin) / step
+    in float64, some three times faster than the binary search; the few values within NEAR_EDGE
+    of an edge are searched."""
+    if spacing is None or len(values) < 4096:
+        return np.searchsorted(edges, values, side="right") - 1
+    kind, origin, scale = spacing
+    nb = len(edges) - 1
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        guess = np.log(values, dtype=np.float64) if kind == "log" else values.astype(np.float64)
+        guess -= origin
+        guess *= scale
+    np.clip(guess, -0.5, nb + 0.5, out=guess)  # below the first edge: bin -1, above the last: nb
+    floor = np.floor(guess)
+    guess -= floor
+    near = ~((guess >= NEAR_EDGE) & (guess <= 1.0 - NEAR_EDGE))  # NaN (log of a negative value): searched
+    with np.errstate(invalid="ignore"):
+        idx = floor.astype(np.int64)
+    idx[near] = np.searchsorted(edges, values[near], side="right") - 1
+    return idx
+
+
 def row_weights(boot: np.ndarray, first_event: int = 0) -> np.ndarray:
     """(n, replicas + 3) weight of each event of a chunk in every row of HistogramState.counts:
     1 in the even or odd half (by the global index, ``first_event`` + i), its Poisson weights
@@ -101,12 +148,13 @@ class HistogramState:
         self.replicas = replicas
         self.clip = clip
         self.counts = np.zeros((replicas + 3, len(self.edges) - 1))
+        self._spacing = _spacing(self.edges)
 
     def bins(self, values: np.ndarray) -> np.ndarray:
-        """(n,) bin of each value (float64 (n,)), -1 where it is dropped: not finite, or outside
+        """(n,) bin of each value (float (n,)), -1 where it is dropped: not finite, or outside
         the edges without ``clip`` (the last bin is closed, as in numpy)."""
         nb = len(self.edges) - 1
-        idx = np.searchsorted(self.edges, values, side="right") - 1
+        idx = _bin_index(self.edges, values, self._spacing)
         if self.clip:
             np.clip(idx, 0, nb - 1, out=idx)
         else:
@@ -120,7 +168,9 @@ class HistogramState:
         """Add values; ``event`` (n,) index of each value's event inside the chunk,
         ``boot`` (events in chunk, replicas) Poisson weights, ``first_event`` the global index
         of the chunk's first event, ``weights`` optional per-value weights (None: 1)."""
-        values = np.asarray(values, dtype=np.float64)
+        values = np.asarray(values)
+        if values.dtype.kind != "f":
+            values = values.astype(np.float64)
         idx = self.bins(values)
         keep = idx >= 0
         n, nb = len(boot), len(self.edges) - 1

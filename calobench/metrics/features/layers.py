@@ -109,7 +109,7 @@ class LayerFeatures(FeatureExtractor):
         if self.threshold <= 0:
             hit &= e > 0
         event = np.repeat(np.arange(len(e)), np.count_nonzero(hit, axis=1))
-        return {"voxel_energy": (e[hit].astype(np.float64), None, event)}
+        return {"voxel_energy": (e[hit], None, event)}
 
     def spectrum_maxima(self, chunk: ShowerSet) -> dict[str, float]:
         """``voxel_energy``: the largest cell energy, where it is above threshold (and above 0)."""
