@@ -13,8 +13,9 @@ arXiv:2211.10295), reimplemented here:
   pairs of subsamples of ``batch_size`` (batch i drawn by default_rng(seed + 1000 i));
   returns the median and half of the 16.275-83.725 percentile range.
 
-The trace of sqrtm(C1 C2) is computed from the eigenvalues of C1^1/2 C2 C1^1/2 (equal in
-exact arithmetic, stable and faster than scipy.linalg.sqrtm). A resample drawn with
+The trace of sqrtm(C1 C2) is computed from the eigenvalues of L^T C2 L, C1 = L L^T its Cholesky
+factorisation, or of C1^1/2 C2 C1^1/2 where C1 is singular (equal in exact arithmetic, stable and
+faster than scipy.linalg.sqrtm). A resample drawn with
 replacement is handled as its distinct rows weighted by their counts (``resample_moments``,
 ``mmd_poly_batches``): the same statistics, with ~20-40 % fewer rows in each covariance and each
 kernel value computed once per pair of distinct rows (for KPD, over the rows of all batches
@@ -46,8 +47,15 @@ def _sqrt_psd(c: np.ndarray) -> np.ndarray:
 def frechet_distance(mu1: np.ndarray, c1: np.ndarray, mu2: np.ndarray, c2: np.ndarray) -> float:
     """|mu1 - mu2|^2 + Tr(C1 + C2 - 2 (C1 C2)^1/2) of two Gaussians."""
     c1, c2 = np.atleast_2d(c1), np.atleast_2d(c2)
-    s1 = _sqrt_psd(c1)
-    lam = np.linalg.eigvalsh(s1 @ c2 @ s1)
+    # features constant in sample 1 (zero rows and columns of C1) add only zero eigenvalues to C1 C2
+    used = np.diag(c1) > 0
+    try:
+        # C1 = L L^T: C1 C2 has the eigenvalues of L^T C2 L (a Cholesky factor costs ~1/10 of an eigh)
+        lower = np.linalg.cholesky(c1[np.ix_(used, used)])
+        lam = np.linalg.eigvalsh(lower.T @ c2[np.ix_(used, used)] @ lower)
+    except np.linalg.LinAlgError:  # C1 singular (a constant feature): through its square root
+        s1 = _sqrt_psd(c1)
+        lam = np.linalg.eigvalsh(s1 @ c2 @ s1)
     tr_covmean = np.sum(np.sqrt(np.clip(lam, 0.0, None)))
     diff = np.atleast_1d(mu1) - np.atleast_1d(mu2)
     return float(diff @ diff + np.trace(c1) + np.trace(c2) - 2.0 * tr_covmean)
