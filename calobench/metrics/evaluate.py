@@ -265,7 +265,9 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
                    "features": fx.names, "hlf": fx.hlf_names, "conditions": list(conditions), "notes": notes}
     with progress_stage(f"metrics: {len(stages)} stages", total=len(stages), enabled=log_enabled(log),
                         log=log) as bar:
-        for stage in stages:
+        while stages:
+            # each stage's state (feature tables, high-level vectors) is released once computed
+            stage = stages.pop(0)
             bar.update(stage=stage.name)
             t0 = time.perf_counter()
             part = stage.compute()

@@ -270,11 +270,17 @@ class HistogramStage(Stage):
                 state.merge(theirs[name])
         return self
 
-    def _feature_states(self) -> dict[str, list[HistogramState]]:
+    def _columns(self, table: np.ndarray) -> np.ndarray:
+        """The feature columns of a table, in the order of extractor.index (no copy when that is
+        every column in order, as the extractors build it)."""
+        columns = list(self.extractor.index.values())
+        return table if columns == list(range(table.shape[1])) else table[:, columns]
+
+    def _feature_states(self, tables: list[np.ndarray]) -> dict[str, list[HistogramState]]:
         """name -> [generated, reference] states of every feature, on edges from the reference;
-        every feature of a block of TABLE_STEP events is filled in one product (fill_events)."""
+        every feature of a block of TABLE_STEP events is filled in one product (fill_events).
+        tables: the [generated, reference] feature tables."""
         fx = self.extractor
-        tables = [self.tables.array(sample) for sample in (GENERATED, REFERENCE)]
         names = list(fx.index)
         columns = [fx.index[name] for name in names]
         pairs = []
@@ -286,7 +292,7 @@ class HistogramStage(Stage):
                 edges = binning.quantile_edges(column_ref)
             pairs.append([HistogramState(edges, self.replicas, clip=clip) for _ in (GENERATED, REFERENCE)])
         for sample in (GENERATED, REFERENCE):
-            table = tables[sample][:, columns]
+            table = self._columns(tables[sample])
             for start in range(0, len(table), TABLE_STEP):
                 stop = min(start + TABLE_STEP, len(table))
                 boot = poisson_weights(self.seed, sample, start, stop, self.replicas)
@@ -309,8 +315,8 @@ class HistogramStage(Stage):
         return out
 
     def compute(self) -> Result:
-        states = self._feature_states()
         gen_table, ref_table = self.tables.array(GENERATED), self.tables.array(REFERENCE)
+        states = self._feature_states([gen_table, ref_table])
         for name in self.extractor.spectra:
             states[name] = [self.spectra[GENERATED][name], self.spectra[REFERENCE][name]]
         result = Result()
@@ -328,8 +334,7 @@ class HistogramStage(Stage):
                    float(np.nanmean([result.metrics[f"sep_{n}"]["floor"] for n in states])))
         fx = self.extractor
         result.response["per_energy_shapes"] = self._per_energy_shapes(gen_table, ref_table)
-        columns = list(fx.index.values())
-        distance, noise = equivalent_statistics.ks_excess(gen_table[:, columns], ref_table[:, columns])
+        distance, noise = equivalent_statistics.ks_excess(self._columns(gen_table), self._columns(ref_table))
         combined, worst, per_feature = equivalent_statistics.summary(distance, noise, cap=float(len(ref_table)))
         result.add("g4_equivalent_events", combined)
         result.add("g4_equivalent_events_min", worst)
