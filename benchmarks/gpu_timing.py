@@ -174,16 +174,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default="1,100,10000,100000", help="comma-separated batch sizes")
     parser.add_argument("--check-batch", type=int, default=10000, help="showers of the CPU/device agreement check")
     parser.add_argument("--agreement", type=float, default=0.01, help="relative tolerance on mean E_tot/E_inc")
-    parser.add_argument("--check-cpu-s", type=float, default=20.0,
+    parser.add_argument("--check-cpu-s", type=float, default=5.0,
                         help="fewer agreement showers where the CPU would take longer than this")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per batch size")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per batch size at most")
-    parser.add_argument("--budget", type=float, default=3.0, help="seconds of timed calls per batch size at most")
-    parser.add_argument("--max-call-s", type=float, default=10.0, help="skip a batch whose one call is estimated longer")
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed calls per batch size at most")
+    parser.add_argument("--max-call-s", type=float, default=5.0, help="skip a batch whose one call is estimated longer")
     parser.add_argument("--max-output-gb", type=float, default=6.0, help="skip a batch returning more showers than this")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads while timing (default 1)")
     parser.add_argument("--time-limit", type=float, default=420.0, help="seconds after which remaining work is skipped")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--wheels", help="folder of pure-Python wheels to import from (e.g. zuko, for flow and vae "
+                                         "on a machine without it: pip download zuko --no-deps -d wheels/)")
     parser.add_argument("-o", "--output", default="gpu_timing.json", help="JSON file to write")
     args = parser.parse_args(argv)
     try:
@@ -204,8 +206,21 @@ def write(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def add_wheels(folder: str) -> list[str]:
+    """Put every pure-Python wheel (``*-none-any.whl``) of ``folder`` on sys.path (a wheel is a zip
+    archive Python imports from); their file names."""
+    wheels = sorted(Path(folder).glob("*-none-any.whl"))
+    for wheel in wheels:
+        sys.path.insert(0, str(wheel))
+    return [w.name for w in wheels]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    wheels = add_wheels(args.wheels) if args.wheels else []
+    if args.wheels and not wheels:
+        print(f"gpu_timing: --wheels {args.wheels}: no pure-Python wheel (*-none-any.whl) there", file=sys.stderr)
+        return 2
     start = time.monotonic()
     deadline = start + args.time_limit
     import torch
@@ -235,41 +250,47 @@ def main(argv: list[str] | None = None) -> int:
               "torch_version": torch.__version__, "cuda_version": torch.version.cuda,
               "python_version": platform.python_version(), "git_commit": git_commit(),
               "started_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "settings": {k: v for k, v in vars(args).items() if k != "output"}, "runs": [], "wall_s": None}
+              "settings": {k: v for k, v in vars(args).items() if k != "output"}, "wheels": wheels,
+              "runs": [], "wall_s": None}
     failures = 0
-    for name in wanted:
+    pairs: list[tuple[int, int, str, object, str]] = []
+    for order, name in enumerate(wanted):
         try:
             cls = load_class(targets[name])
         except ImportError as exc:
             report["runs"].append({"model": name, "status": "skipped",
                                    "reason": f"import failed: {type(exc).__name__}: {exc}".splitlines()[0]})
-            write(output, report)
             continue
         datasets = [d for d in (args.datasets.split(",") if args.datasets else cls.supported_datasets())
                     if d in cls.supported_datasets()]
-        for dataset in datasets:
-            run = {"model": name, "dataset": dataset, "preset": args.preset, "model_state": "fresh"}
-            report["runs"].append(run)
-            if time.monotonic() > deadline:
-                run.update(status="skipped", reason="the run's --time-limit was reached")
-                continue
-            if not get_dataset(dataset).has_embedded:
-                run.update(status="skipped", reason="no embedded sample to fit the normalisation on")
-                continue
-            began = time.monotonic()
-            try:
-                run.update(measure(cls, dataset, args, deadline))
-            except CalobenchError as exc:
-                run.update(status="failed", reason=str(exc))
-            except torch.cuda.OutOfMemoryError:
-                run.update(status="failed", reason="out of device memory")
-                torch.cuda.empty_cache()
-            run["seconds"] = round(time.monotonic() - began, 1)
-            failures += run.get("status") == "failed"
-            print(f"gpu_timing: {name} on {dataset}: {run.get('status')} ({run['seconds']} s)"
-                  + (f": {run['reason']}" if run.get("reason") else ""), file=sys.stderr, flush=True)
-            report["wall_s"] = round(time.monotonic() - start, 1)
-            write(output, report)
+        pairs += [(rank, order, name, cls, dataset) for rank, dataset in enumerate(datasets)]
+    write(output, report)
+    # every baseline's first dataset before any baseline's second: a --time-limit cuts the tail evenly
+    for _, _, name, cls, dataset in sorted(pairs, key=lambda p: (p[0], p[1])):
+        run = {"model": name, "dataset": dataset, "preset": args.preset, "model_state": "fresh"}
+        report["runs"].append(run)
+        if time.monotonic() > deadline:
+            run.update(status="skipped", reason="the run's --time-limit was reached")
+            continue
+        if not get_dataset(dataset).has_embedded:
+            run.update(status="skipped", reason="no embedded sample to fit the normalisation on")
+            continue
+        began = time.monotonic()
+        try:
+            run.update(measure(cls, dataset, args, deadline))
+        except CalobenchError as exc:
+            run.update(status="failed", reason=str(exc))
+        except torch.cuda.OutOfMemoryError:
+            run.update(status="failed", reason="out of device memory")
+            torch.cuda.empty_cache()
+        except Exception as exc:  # noqa: BLE001 - one model's crash (a CUDA error) must not end the run
+            run.update(status="failed", reason=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        run["seconds"] = round(time.monotonic() - began, 1)
+        failures += run.get("status") == "failed"
+        print(f"gpu_timing: {name} on {dataset}: {run.get('status')} ({run['seconds']} s)"
+              + (f": {run['reason']}" if run.get("reason") else ""), file=sys.stderr, flush=True)
+        report["wall_s"] = round(time.monotonic() - start, 1)
+        write(output, report)
     report["wall_s"] = round(time.monotonic() - start, 1)
     write(output, report)
     print(f"gpu_timing: wrote {output} ({len(report['runs'])} runs, {report['wall_s']} s)", file=sys.stderr)

@@ -17,12 +17,18 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_timing.py"
 #: matplotlib and safetensors are).
 ABSENT = ("zuko", "xgboost", "uproot", "awkward", "dask", "distributed", "jsonschema", "mplhep", "platformdirs",
           "geant4_pybind", "cramjam", "xxhash")
+#: A meta-path finder that refuses the ABSENT modules, except from a wheel on sys.path (--wheels).
 BLOCKER = """
-import importlib.abc, runpy, sys
+import importlib.abc, importlib.machinery, runpy, sys
 class Absent(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.partition('.')[0] in {absent!r}:
-            raise ImportError(f"No module named {{name!r}} (blocked by the test)")
+        if name.partition('.')[0] not in {absent!r}:
+            return None
+        search = list(path) if path is not None else [p for p in sys.path if p.endswith('.whl')]
+        spec = importlib.machinery.PathFinder.find_spec(name, [p for p in search if '.whl' in p])
+        if spec is not None:
+            return spec
+        raise ImportError(f"No module named {{name!r}} (blocked by the test)")
 sys.meta_path.insert(0, Absent())
 sys.argv = [{script!r}] + sys.argv[1:]
 runpy.run_path({script!r}, run_name='__main__')
@@ -71,3 +77,29 @@ def test_cpu_run_without_the_optional_dependencies(tmp_path):
         # 20000 x 121 float32 cells = 9.7 MB > 5 MB: skipped, with the reason
         assert "--max-output-gb" in batches["20000"]["skipped"]
     assert runs["dcgan"]["timing"]["devices"]["cpu"]["device_name"] == report["device_name"]
+
+
+@pytest.mark.slow
+def test_flow_runs_from_a_carried_wheel(tmp_path):
+    """--wheels puts pure-Python wheels on sys.path: flow runs although zuko is not installed."""
+    import zipfile
+
+    import zuko
+
+    package = Path(zuko.__file__).parent
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "zuko-0-py3-none-any.whl", "w") as archive:  # the package's own files
+        for path in package.rglob("*.py"):
+            archive.write(path, str(path.relative_to(package.parent)))
+    out = tmp_path / "gpu.json"
+    proc = run_script("--device", "cpu", "--models", "flow", "--datasets", "stcf11x11", "--preset", "tiny",
+                      "--batch-sizes", "1,10", "--check-batch", "500", "--repeats", "2", "--budget", "0.5",
+                      "--wheels", str(wheels), "-o", str(out), block=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["wheels"] == ["zuko-0-py3-none-any.whl"]
+    run = report["runs"][0]
+    assert run["model"] == "flow" and run["status"] == "timed", run
+    proc = run_script("--device", "cpu", "--wheels", str(tmp_path), "-o", str(out))
+    assert proc.returncode == 2 and "no pure-Python wheel" in proc.stderr
