@@ -125,7 +125,8 @@ def test_interrupt_and_resume_gives_the_same_file(one_worker_file, tmp_path, mon
 def test_sweep_of_two_models_and_two_seeds_gives_four_entries(tmp_path, cluster_address):
     from calobench.sweep import SweepOptions, run_sweep
 
-    options = SweepOptions(models=("mean-shower", "gflash"), datasets=("stcf11x11",), seeds=(0, 1), preset="tiny",
+    # darkshine: its tiny preset uses the first 3000 showers of the embedded sample (the cheapest tiny runs)
+    options = SweepOptions(models=("mean-shower", "gflash"), datasets=("darkshine",), seeds=(0, 1), preset="tiny",
                            workers=2, scheduler=cluster_address, leaderboard_dir=tmp_path / "lb", out=tmp_path / "runs",
                            device="cpu", timing=False)
     runs = run_sweep(options)
@@ -133,7 +134,7 @@ def test_sweep_of_two_models_and_two_seeds_gives_four_entries(tmp_path, cluster_
     assert all(r.ok for r in runs), [r.error for r in runs]
     assert len({r.entry_id for r in runs}) == 4 and None not in {r.entry_id for r in runs}
     for r in runs:
-        entry = json.loads((tmp_path / "runs" / "stcf11x11" / f"{r.model}-tiny-seed{r.seed}" / "entry.json").read_text())
+        entry = json.loads((tmp_path / "runs" / "darkshine" / f"{r.model}-tiny-seed{r.seed}" / "entry.json").read_text())
         assert entry["id"] == r.entry_id and entry["provenance"]["seed"] == r.seed and entry["model"] == r.model
         assert r.leaderboard is not None and str(tmp_path / "lb") in r.leaderboard
 
