@@ -157,6 +157,16 @@ def split_reference(ref: ShowerSet) -> tuple[ShowerSet, ShowerSet, ShowerSet]:
     return ref.take(train), ref.take(valid), ref.take(test)
 
 
+def training_showers(train: ShowerSet, dataset: str, preset: str) -> ShowerSet:
+    """The showers a preset trains on: the ``quick`` preset at most the dataset's
+    ``quick_train_events`` (the first ones of the training split, itself a random part of the
+    reference), every other preset all of ``train``."""
+    from calobench.datasets import get_dataset
+
+    cap = get_dataset(dataset).quick_train_events
+    return train.slice(0, cap) if preset == "quick" and cap is not None and len(train) > cap else train
+
+
 def _log(enabled: bool, message: str) -> None:
     if enabled:
         print(message, file=sys.stderr, flush=True)
@@ -226,6 +236,7 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     if options.preset == "tiny" and options.reference is None and quick is not None and len(ref) > quick:
         ref = ref.slice(0, quick)
     train, valid, test = split_reference(ref)
+    train = training_showers(train, options.dataset, options.preset)
     seconds["load_split"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -91,10 +91,11 @@ def _warn(message: str) -> None:
 
 def device_name(device: str) -> str:
     """Human-readable name of a device (CPU model, GPU name)."""
-    if device == "cuda":
+    kind, _, index = str(device).partition(":")
+    if kind == "cuda":
         import torch
 
-        return torch.cuda.get_device_name(0)
+        return torch.cuda.get_device_name(int(index or 0))
     if device == "mps":
         return "Apple MPS"
     from calobench.hardware import cpu_name
@@ -113,15 +114,24 @@ def geant4_ms(dataset: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _synchronise(device: str) -> None:
-    if device == "cuda":
+def synchronise(device: str) -> None:
+    """Wait until every queued operation of ``device`` ('cpu', 'cuda', 'cuda:N', 'mps') is done;
+    a no-op on the CPU. Timing calls it before each clock reading, since accelerators run
+    asynchronously and a clock read while kernels are queued measures only their launch."""
+    kind = str(device).partition(":")[0]
+    if kind == "cuda":
         import torch
 
-        torch.cuda.synchronize()
-    elif device == "mps":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
         import torch
 
         torch.mps.synchronize()
+
+
+def clock_for(options: TimingOptions) -> Callable[[], float]:
+    """The clock of a timing: process CPU seconds with ``options.cpu_time``, else wall seconds."""
+    return time.process_time if options.cpu_time else time.perf_counter
 
 
 def fake_inputs(dataset: str, n: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -180,17 +190,20 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
                device: str, options: TimingOptions = TimingOptions()) -> dict:
     """Time ``model.sample`` at one batch size on the model's current device.
 
+    ``warmup`` untimed calls first; the device is synchronised before every clock reading
+    (``synchronise``), and a call's time includes the copy of its showers to host memory.
+
     energies (N,) MeV and conditions {name: (N,)} are cycled to ``batch_size`` showers per call.
     Returns {"ms_per_shower": mean, "std": std, "median_ms_per_shower": median, "iqr_ms_per_shower":
     interquartile range, "repeats": timed calls, "warmup": untimed calls} (milliseconds per shower,
     wall or process CPU time as ``options.cpu_time`` says).
     """
     e, c = _inputs(energies, conditions, batch_size)
-    clock = time.process_time if options.cpu_time else time.perf_counter
+    clock = clock_for(options)
     warmup = options.warmup
     for _ in range(warmup):
         model.sample(e, c, batch_size=batch_size)
-    _synchronise(device)
+    synchronise(device)
     times = []
     spent = 0.0
     wanted = max(1, options.repeats)
@@ -205,8 +218,8 @@ def time_batch(model: Generator, energies: np.ndarray, conditions: dict[str, np.
 
     while more():
         start = clock()
-        model.sample(e, c, batch_size=batch_size)
-        _synchronise(device)
+        model.sample(e, c, batch_size=batch_size)  # returns host arrays: the copy back is timed
+        synchronise(device)
         elapsed = clock() - start
         times.append(elapsed * 1000.0 / batch_size)
         spent += elapsed
@@ -284,5 +297,5 @@ def time_model(model: Generator, energies: np.ndarray, conditions: dict[str, np.
     return out
 
 
-__all__ = ["BATCH_SIZES", "TIMING_THREADS", "TimingOptions", "load_average", "load_warning", "schema_keys", "available_devices", "fake_inputs", "geant4_ms", "time_batch",
+__all__ = ["BATCH_SIZES", "TIMING_THREADS", "TimingOptions", "clock_for", "synchronise", "load_average", "load_warning", "schema_keys", "available_devices", "fake_inputs", "geant4_ms", "time_batch",
            "time_model"]

@@ -38,6 +38,14 @@ def _same_showers(a_path, b_path) -> None:
 
 
 @pytest.fixture(scope="module")
+def cluster_address():
+    """One LocalCluster of 2 worker processes shared by the sweep and compare tests (starting the
+    workers and importing calobench in them is most of a small task's cost)."""
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
 def one_worker_file(tmp_path_factory):
     """The production on one worker: what every other way of running it must reproduce."""
     path = runner.simulate(output=tmp_path_factory.mktemp("one") / "one.h5", workers=1, **ARGS)
@@ -114,30 +122,30 @@ def test_interrupt_and_resume_gives_the_same_file(one_worker_file, tmp_path, mon
     _same_showers(one_worker_file, out)
 
 
-@pytest.mark.slow  # minutes of LocalCluster runs on 2 cores: run with -m slow
-def test_sweep_of_two_models_and_two_seeds_gives_four_entries(tmp_path):
+def test_sweep_of_two_models_and_two_seeds_gives_four_entries(tmp_path, cluster_address):
     from calobench.sweep import SweepOptions, run_sweep
 
-    options = SweepOptions(models=("mean-shower", "gflash"), datasets=("stcf11x11",), seeds=(0, 1), preset="tiny",
-                           workers=2, leaderboard_dir=tmp_path / "lb", out=tmp_path / "runs", device="cpu",
-                           timing=False)
+    # darkshine: its tiny preset uses the first 3000 showers of the embedded sample (the cheapest tiny runs)
+    options = SweepOptions(models=("mean-shower", "gflash"), datasets=("darkshine",), seeds=(0, 1), preset="tiny",
+                           workers=2, scheduler=cluster_address, leaderboard_dir=tmp_path / "lb", out=tmp_path / "runs",
+                           device="cpu", timing=False)
     runs = run_sweep(options)
     assert [(r.model, r.seed) for r in runs] == [("mean-shower", 0), ("mean-shower", 1), ("gflash", 0), ("gflash", 1)]
     assert all(r.ok for r in runs), [r.error for r in runs]
     assert len({r.entry_id for r in runs}) == 4 and None not in {r.entry_id for r in runs}
     for r in runs:
-        entry = json.loads((tmp_path / "runs" / "stcf11x11" / f"{r.model}-tiny-seed{r.seed}" / "entry.json").read_text())
+        entry = json.loads((tmp_path / "runs" / "darkshine" / f"{r.model}-tiny-seed{r.seed}" / "entry.json").read_text())
         assert entry["id"] == r.entry_id and entry["provenance"]["seed"] == r.seed and entry["model"] == r.model
         assert r.leaderboard is not None and str(tmp_path / "lb") in r.leaderboard
 
 
-@pytest.mark.slow  # minutes of LocalCluster runs on 2 cores: run with -m slow
-def test_a_failed_sweep_run_is_reported_and_the_others_finish(tmp_path):
+def test_a_failed_sweep_run_is_reported_and_the_others_finish(tmp_path, cluster_address):
     from calobench.sweep import SweepOptions, run_sweep
 
     # mean-shower has no "nonsense" preset: both runs fail with the runner's own error, and finish
     options = SweepOptions(models=("mean-shower",), datasets=("stcf11x11",), seeds=(0, 1), preset="nonsense",
-                           workers=2, leaderboard_dir=None, out=tmp_path / "runs", device="cpu", timing=False)
+                           workers=2, scheduler=cluster_address, leaderboard_dir=None, out=tmp_path / "runs", device="cpu",
+                           timing=False)
     runs = run_sweep(options)
     assert len(runs) == 2 and not any(r.ok for r in runs)
     assert all("unknown preset 'nonsense'" in r.error for r in runs)
@@ -174,8 +182,7 @@ def _challenge_file(path, n: int, seed: int) -> None:
         f.create_dataset("showers", data=x.astype(np.float32))
 
 
-@pytest.mark.slow  # minutes of LocalCluster runs on 2 cores: run with -m slow
-def test_compare_with_two_workers_gives_the_single_process_numbers(tmp_path):
+def test_compare_with_two_workers_gives_the_single_process_numbers(tmp_path, cluster_address):
     from calobench.cli import main
 
     _challenge_file(tmp_path / "gen.h5", 240, 1)
@@ -185,12 +192,13 @@ def test_compare_with_two_workers_gives_the_single_process_numbers(tmp_path):
     gen, ref = str(tmp_path / "gen.h5"), str(tmp_path / "ref.h5")
     # 50-event chunks: 10 tasks whose states are merged
     calobench.compare(gen, ref, chunk_size=50, json_path=tmp_path / "one.json", **common)
-    calobench.compare(gen, ref, chunk_size=50, json_path=tmp_path / "two.json", workers=2, **common)
+    calobench.compare(gen, ref, chunk_size=50, json_path=tmp_path / "two.json", workers=2,
+                      scheduler=cluster_address, **common)
     one, two = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("one", "two"))
     assert len(one["metrics"]) > 100 and "fpd" in one["metrics"] and "auc_low" in one["metrics"]
     assert json.dumps(one["metrics"], sort_keys=True) == json.dumps(two["metrics"], sort_keys=True)  # NaN-aware
-    # the CLI: the default chunks (one per file), without and with --workers 2
-    for name, extra in (("cli-one", []), ("cli-two", ["--workers", "2"])):
+    # the CLI: the default chunks (one per file), without and with the 2-worker cluster
+    for name, extra in (("cli-one", []), ("cli-two", ["--scheduler", cluster_address])):
         assert main(["compare", gen, ref, "--metrics", "hist,resolution,fpd", "--quiet",
                      "--json", str(tmp_path / f"{name}.json"), *extra]) == 0
     cli_one, cli_two = (json.loads((tmp_path / f"cli-{k}.json").read_text())["metrics"] for k in ("one", "two"))

@@ -70,6 +70,7 @@ def test_unconstrained_resolution_fits_are_marked():
     assert unreliable_fit({"value": float("nan"), "std": float("nan")}, "a") == "fit did not converge"
     assert unreliable_fit({"value": 0.02, "std": 0.001}, "a") == ""
     assert unreliable_fit({"value": 0.0, "std": 0.0}, "c") == ""
+    assert "bound 0" in unreliable_fit({"value": 3.7e-12, "std": 0.0}, "c")  # at the bound: no uncertainty
 
 
 def test_per_energy_views_bin_by_incident_energy():

@@ -258,3 +258,19 @@ def test_dcgan_energies_never_negative():
     assert showers.min() >= 0
     nonzero = showers[showers > 0]
     assert nonzero.size == 0 or nonzero.min() >= model.dataset.geometry.threshold
+
+
+def test_quick_preset_trains_on_at_most_the_datasets_quick_train_events():
+    from calobench.runner import split_reference, training_showers
+
+    ref = calobench.load("cepc")  # the embedded 300 showers: training split 210
+    train, _, test = split_reference(ref)
+    cap = calobench.get_dataset("cepc").quick_train_events
+    assert cap == 1000 and len(train) < cap  # below the cap: nothing is cut
+    assert len(training_showers(train, "cepc", "quick")) == len(train)
+    big = ref.take(np.arange(len(ref)).repeat(5))  # 1500 showers: training split 1050
+    big_train, _, big_test = split_reference(big)
+    quick = training_showers(big_train, "cepc", "quick")
+    assert len(quick) == cap and np.array_equal(quick.energies, big_train.energies[:cap])
+    assert len(training_showers(big_train, "cepc", "full")) == len(big_train)  # only quick is capped
+    assert len(training_showers(big_train, "stcf11x11", "quick")) == len(big_train)  # no cap on stcf11x11

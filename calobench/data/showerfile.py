@@ -194,6 +194,8 @@ class ShowerFileReader:
         n = self.n_events = len(values)
 
         self.layout = _layout(self.path, f)
+        #: events per HDF5 chunk of the dense showers (None: contiguous or not dense)
+        self.chunk_rows: int | None = None
         geometry = self.geometry
         if self.layout == POINTCLOUD_LAYOUT and geometry.is_voxel:
             raise self._fail("cells", f"point-cloud layout given for voxel geometry {geometry.name}")
@@ -207,6 +209,7 @@ class ShowerFileReader:
                                             f"found {showers.shape}")
             if showers.shape[0] != n:
                 raise self._fail(DENSE_KEY, f"expected {n} events (as in '{ENERGY_KEY}'), found {showers.shape[0]}")
+            self.chunk_rows = showers.chunks[0] if showers.chunks else None
         else:
             value_key = "voxel_energy" if self.layout == SPARSE else "cells"
             offsets = self._dataset(f, "offsets")

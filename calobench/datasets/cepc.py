@@ -52,4 +52,5 @@ CEPC = register(Dataset(
     seed_document="000",
     geant4=PATCH,
     momentum_conditions=("theta", "phi"),
+    quick_train_events=1000,  # quick trains on 1000 of the reference's showers (minutes, not hours)
 ))

@@ -69,6 +69,10 @@ class Dataset:
     preset uses (None: all of them).
     recipe: how the benchmark reference is built when it is too large to embed (None: the
     embedded sample is the benchmark reference); see calobench.datasets.benchmark_reference.
+    quick_train_events: showers the ``quick`` preset trains on at most (the first ones of the
+    training split, which is a random part of the reference; None: all of it). Set where the
+    reference grew for ranking (metrics v2) but training on all of it would take hours on a
+    laptop; the test split, what entries are ranked on, is never cut.
     """
 
     name: str
@@ -91,6 +95,7 @@ class Dataset:
     challenge_key: str = ""
     recipe: ReferenceRecipe | None = None
     quick_events: int | None = None
+    quick_train_events: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.condition_units) != len(self.conditions):

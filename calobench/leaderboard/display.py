@@ -1,7 +1,8 @@
 """Display columns of the leaderboard DataFrame: 'value ± std [floor]' strings and Markdown tables.
 
 Used by `calobench leaderboard show` (table and markdown formats) and scripts/leaderboard_markdown.py.
-Times are CPU ms per shower, with the torch thread count of the measurement beside each one.
+Times are CPU ms per shower, with the torch thread count of the measurement beside each one, and
+GPU (cuda) ms per shower, from the entry's own timing or its ``device_timings`` (measured apart).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import math
 
 COLUMNS = ["rank", "source", "model", "family", "preset", "params", "AUC low [floor]", "AUC high [floor]",
-           "score", "unranked: why", "FPD [floor]", "sep E_tot/E_inc", "cpu ms @1", "cpu ms @10000", "seed",
-           "date", "id"]
+           "score", "unranked: why", "FPD [floor]", "sep E_tot/E_inc", "cpu ms @1", "cpu ms @10000",
+           "gpu ms @1", "gpu ms @10000", "seed", "date", "id"]
 
 
 def is_missing(value) -> bool:
@@ -40,7 +41,7 @@ def metric_text(row, name: str, digits: int = 4, floor: bool = True) -> str:
 def time_text(row, device: str = "cpu", batch: str = "1") -> str:
     """'ms (N threads)' of one timing column; 'skipped' when the batch was too slow to measure."""
     value = row.get(f"ms_{device}_bs{batch}")
-    threads = row.get(f"threads_{device}")
+    threads = row.get(f"threads_{device}") if device == "cpu" else None
     if is_missing(value):
         skipped = row.get(f"ms_{device}_bs{batch}_skipped")
         return "skipped" if isinstance(skipped, str) else ""
@@ -57,7 +58,8 @@ def display_row(row) -> list[str]:
             row["preset"], f"{int(row['parameters']):,}", metric_text(row, "auc_low"), metric_text(row, "auc_high"),
             "" if is_missing(score) else f"{score:.3f}", row.get("unranked") or "", metric_text(row, "fpd", 3),
             metric_text(row, "sep_etot_einc", 3, floor=False), time_text(row, "cpu", "1"),
-            time_text(row, "cpu", "10000"), str(row["seed"]), str(row["date"])[:10], row["id"]]
+            time_text(row, "cpu", "10000"), time_text(row, "cuda", "1"), time_text(row, "cuda", "10000"),
+            str(row["seed"]), str(row["date"])[:10], row["id"]]
 
 
 def display_rows(frame) -> list[list[str]]:

@@ -12,13 +12,16 @@ from the user's own folder (``source`` "yours"). Columns:
 - one column per metric value (``auc_high``), with ``<metric>_std`` and ``<metric>_floor``;
 - timing: ``geant4_ms_per_event``, ``ms_<device>_bs<batch>`` and ``ms_<device>_bs<batch>_std``
   (missing where not measured), ``ms_<device>_bs<batch>_skipped`` (why a batch size was skipped),
-  and ``threads_<device>``: the torch thread count of that timing.
+  and ``threads_<device>``: the torch thread count of that timing. Rows of the entry's
+  ``device_timings`` (measured apart, e.g. on a GPU) fill the columns of a device kind the entry's
+  own timing lacks (``ms_cuda_bs1``), with ``device_name_<kind>`` (the GPU's name).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from calobench.leaderboard.device_timing import flat_columns
 from calobench.leaderboard.ranking import failure, rank, score
 from calobench.leaderboard.store import read_entries
 
@@ -48,6 +51,7 @@ def _flat(entry: dict) -> dict:
             row[f"ms_{device}_bs{batch}_std"] = t.get("std")
             if "skipped" in t:
                 row[f"ms_{device}_bs{batch}_skipped"] = t["skipped"]
+    flat_columns(entry, row)  # timing measured apart (GPU rows of benchmarks/gpu_timing.py)
     return row
 
 

@@ -18,7 +18,7 @@ class AverageShowerStage(Stage):
         self.events = [0, 0]
 
     def update(self, chunk: Chunk) -> None:
-        self.sums[chunk.sample] += np.asarray(chunk.events.showers, dtype=np.float64).sum(axis=0)
+        self.sums[chunk.sample] += np.asarray(chunk.events.showers).sum(axis=0, dtype=np.float64)  # no float64 copy
         self.events[chunk.sample] += len(chunk.events)
 
     def merge(self, other: "AverageShowerStage") -> "AverageShowerStage":

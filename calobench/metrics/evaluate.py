@@ -9,17 +9,21 @@ Stages (``EvaluationOptions.stages``; default all, in this order):
   cls-xgb     gradient-boosted trees (xgboost) on the high-level vector, repeated
   cls-low     DNN classifier on cells / E_inc, streamed from the samples block by block
 
-The loop reads each sample once, ``chunk_size`` events at a time, computes the chunk's features
-and feeds it to every stage (calobench.metrics.stage), then computes each stage. Only ``hist``
-reads the reference once more beforehand, to set the edges of the per-cell spectra. Nothing is
-written to files (calobench.api.compare writes the JSON and the report).
+The loop reads each sample once, ``chunk_size`` events at a time (by default about 64 MB, a
+whole number of the files' HDF5 chunks), computes the chunk's features and feeds it to every
+stage (calobench.metrics.stage), then computes each stage; a reader thread reads the next chunk
+while the current one is computed. Only ``hist`` reads the reference once more beforehand, for
+the largest cell energy that sets the edges of the per-cell spectra. Nothing is written to files
+(calobench.api.compare writes the JSON and the report).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from calobench.data.geometry import Geometry
@@ -112,12 +116,44 @@ def default_chunk_size(geometry: Geometry) -> int:
     return max(256, (64 << 20) // (4 * cells))
 
 
+def aligned_chunk_size(size: int, samples: tuple[ShowerSet, ...]) -> int:
+    """``size`` rounded down to a whole number of the files' HDF5 chunks (events per chunk of the
+    dense showers, ``ShowerFileReader.chunk_rows``), so that no file chunk is read and
+    decompressed twice; unchanged for in-memory samples or chunks larger than ``size``."""
+    rows = sorted({r for ss in samples if not ss.is_loaded
+                   for r in [getattr(ss.source, "chunk_rows", None)] if isinstance(r, int) and 0 < r <= size})
+    if not rows:
+        return size
+    step = math.lcm(*rows)
+    if step > size:
+        step = rows[-1]
+    return size // step * step
+
+
+def read_ahead(ss: ShowerSet, n: int, chunk_size: int) -> Iterator[tuple[int, ShowerSet]]:
+    """(start, events start..start + chunk_size - 1) of the first n events of ``ss``, in order.
+    For a file-backed sample the next chunk is read (and decompressed) in a thread while the caller
+    works on the current one; at most two chunks are in memory."""
+    starts = range(0, n, chunk_size)
+    if ss.is_loaded:
+        for start in starts:
+            yield start, ss.slice(start, min(start + chunk_size, n))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calobench-read") as pool:
+        ahead = None
+        for start in starts:
+            current = ahead if ahead is not None else pool.submit(ss.slice, start, min(start + chunk_size, n))
+            following = start + chunk_size
+            ahead = pool.submit(ss.slice, following, min(following + chunk_size, n)) if following < n else None
+            yield start, current.result()
+
+
 def _make_stage(name: str, options: EvaluationOptions, fx: FeatureExtractor, reference: ShowerSet, n_ref: int,
                 chunk_size: int, log: Log) -> Stage:
     seed, cls = options.seed, options.classifier
     if name == "hist":
         log("spectra: reference (binning)")
-        chunks = (reference.slice(start, min(start + chunk_size, n_ref)) for start in range(0, n_ref, chunk_size))
+        chunks = (chunk for _, chunk in read_ahead(reference, n_ref, chunk_size))
         return HistogramStage(fx, spectrum_edges(fx, chunks), options.replicas, seed)
     if name == "resolution":
         return ResolutionStage(energy_bins(reference.energies[:n_ref]), fx.index["etot_einc"])
@@ -186,7 +222,9 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
     geometry = reference.geometry
     conditions = tuple(c for c in reference.conditions if c in generated.conditions)
     fx = feature_extractor(geometry, conditions)
-    chunk_size = options.chunk_size if options.chunk_size is not None else default_chunk_size(geometry)
+    chunk_size = options.chunk_size
+    if chunk_size is None:
+        chunk_size = aligned_chunk_size(default_chunk_size(geometry), samples)
 
     stages: list[Stage] = [AverageShowerStage(geometry.n_cells)] if geometry.is_voxel else []
     seconds = {stage.name: 0.0 for stage in stages}
@@ -208,15 +246,16 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
     for sample, (ss, n) in enumerate(zip(samples, sizes) if feed is None else ()):
         with progress_stage(f"features: {SAMPLES[sample]} ({n} events, chunks of {chunk_size})", total=n,
                             enabled=log_enabled(log), log=log) as bar:
-            for start in range(0, n, chunk_size):
-                t0 = time.perf_counter()
-                chunk = Chunk(sample, start, ss.slice(start, min(start + chunk_size, n)), fx, ss)
+            t0 = time.perf_counter()
+            for start, events in read_ahead(ss, n, chunk_size):
+                chunk = Chunk(sample, start, events, fx, ss)
                 feature_seconds += time.perf_counter() - t0
                 for stage in stages:
                     t0 = time.perf_counter()
                     stage.update(chunk)
                     seconds[stage.name] += time.perf_counter() - t0
                 bar.advance(len(chunk.events))
+                t0 = time.perf_counter()
 
     result = Result()
     result.info = {"geometry": geometry.name, "events": dict(zip(SAMPLES, sizes)),
@@ -226,7 +265,9 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
                    "features": fx.names, "hlf": fx.hlf_names, "conditions": list(conditions), "notes": notes}
     with progress_stage(f"metrics: {len(stages)} stages", total=len(stages), enabled=log_enabled(log),
                         log=log) as bar:
-        for stage in stages:
+        while stages:
+            # each stage's state (feature tables, high-level vectors) is released once computed
+            stage = stages.pop(0)
             bar.update(stage=stage.name)
             t0 = time.perf_counter()
             part = stage.compute()

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from scipy import sparse
 
 from calobench.data.showerset import ShowerSet
 from calobench.metrics import binning, equivalent_statistics
@@ -36,8 +37,8 @@ WEIGHT_BLOCK = 4096
 #: (then the per-layer widths), and how many.
 SHAPE_PREFERENCE = ("second_moment", "width_lateral", "depth_mean", "ec_z")
 SHAPE_FEATURES_PER_ENERGY = 2
-#: Events per update when the feature tables are histogrammed.
-TABLE_STEP = 65536
+#: Events per fill when the feature tables are histogrammed (a multiple of WEIGHT_BLOCK).
+TABLE_STEP = 16384
 
 
 def poisson_weights(seed: int, sample: int, start: int, stop: int, replicas: int) -> np.ndarray:
@@ -50,6 +51,87 @@ def poisson_weights(seed: int, sample: int, start: int, stop: int, replicas: int
     out = np.concatenate(blocks)
     lo = start - first * WEIGHT_BLOCK
     return out[lo:lo + stop - start].astype(np.float64)
+
+
+#: Largest distance (in bins) of a position (x - origin) / step from an integer for which the
+#: estimate of _bin_index is trusted; closer values are searched. The edges themselves must lie
+#: within EDGE_DEVIATION of the grid, float64 estimates are good to ~1e-12 bins.
+NEAR_EDGE = 1e-6
+EDGE_DEVIATION = 1e-8
+
+
+def _spacing(edges: np.ndarray) -> tuple[str, float, float] | None:
+    """("linear" | "log", origin, 1 / step) where the edges lie on a grid equally spaced in x or in
+    log x (within EDGE_DEVIATION bins), else None."""
+    if len(edges) < 2 or not np.all(np.isfinite(edges)) or not np.all(np.diff(edges) > 0):
+        return None
+    for kind in ("linear", "log"):
+        if kind == "log" and edges[0] <= 0:
+            continue
+        x = np.log(edges) if kind == "log" else edges
+        origin, scale = float(x[0]), float((len(x) - 1) / (x[-1] - x[0]))
+        if np.max(np.abs((x - origin) * scale - np.arange(len(x)))) < EDGE_DEVIATION:
+            return kind, origin, scale
+    return None
+
+
+def _bin_index(edges: np.ndarray, values: np.ndarray, spacing: tuple[str, float, float] | None) -> np.ndarray:
+    """``np.searchsorted(edges, values, side="right") - 1`` (int64, -1 .. len(edges) - 1), exactly
+    (NaN values may get any bin: callers drop them).
+
+    For equally spaced edges (``spacing``) the bin is the integer part of ((log) x - origin) / step
+    in float64, some three times faster than the binary search; the few values within NEAR_EDGE
+    of an edge are searched."""
+    if spacing is None or len(values) < 4096:
+        return np.searchsorted(edges, values, side="right") - 1
+    kind, origin, scale = spacing
+    nb = len(edges) - 1
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        guess = np.log(values, dtype=np.float64) if kind == "log" else values.astype(np.float64)
+        guess -= origin
+        guess *= scale
+    np.clip(guess, -0.5, nb + 0.5, out=guess)  # below the first edge: bin -1, above the last: nb
+    floor = np.floor(guess)
+    guess -= floor
+    near = ~((guess >= NEAR_EDGE) & (guess <= 1.0 - NEAR_EDGE))  # NaN (log of a negative value): searched
+    with np.errstate(invalid="ignore"):
+        idx = floor.astype(np.int64)
+    idx[near] = np.searchsorted(edges, values[near], side="right") - 1
+    return idx
+
+
+def row_weights(boot: np.ndarray, first_event: int = 0) -> np.ndarray:
+    """(n, replicas + 3) weight of each event of a chunk in every row of HistogramState.counts:
+    1 in the even or odd half (by the global index, ``first_event`` + i), its Poisson weights
+    ``boot`` (n, replicas), 1 in the nominal row."""
+    n = len(boot)
+    odd = (np.arange(n) + first_event) % 2
+    out = np.empty((n, boot.shape[1] + 3))
+    out[:, 0] = 1 - odd
+    out[:, 1] = odd
+    out[:, 2:-1] = boot
+    out[:, -1] = 1.0
+    return out
+
+
+def fill_events(states: list["HistogramState"], table: np.ndarray, boot: np.ndarray, first_event: int = 0) -> None:
+    """Add one value per event to every state at once: column j of ``table`` (n, len(states))
+    to ``states[j]``; ``boot`` (n, replicas) Poisson weights of the n events. Equal to
+    ``states[j].update_events(table[:, j], boot, first_event)`` for every j (the counts are
+    sums of integers, exact in any order), as one sparse (events x all bins) product."""
+    n = len(table)
+    offsets = np.cumsum([0] + [len(s.edges) - 1 for s in states])
+    bins = np.empty((n, len(states)), dtype=np.int64)
+    for j, state in enumerate(states):
+        idx = state.bins(np.asarray(table[:, j], dtype=np.float64))
+        bins[:, j] = np.where(idx >= 0, idx + offsets[j], -1)
+    keep = bins >= 0
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    onehot = sparse.csr_matrix((np.ones(indptr[-1]), bins[keep], indptr), shape=(n, int(offsets[-1])))
+    counts = np.asarray(onehot.T @ row_weights(boot, first_event)).T
+    for j, state in enumerate(states):
+        state.counts += counts[:, offsets[j]:offsets[j + 1]]
 
 
 class HistogramState:
@@ -66,32 +148,38 @@ class HistogramState:
         self.replicas = replicas
         self.clip = clip
         self.counts = np.zeros((replicas + 3, len(self.edges) - 1))
+        self._spacing = _spacing(self.edges)
+
+    def bins(self, values: np.ndarray) -> np.ndarray:
+        """(n,) bin of each value (float (n,)), -1 where it is dropped: not finite, or outside
+        the edges without ``clip`` (the last bin is closed, as in numpy)."""
+        nb = len(self.edges) - 1
+        idx = _bin_index(self.edges, values, self._spacing)
+        if self.clip:
+            np.clip(idx, 0, nb - 1, out=idx)
+        else:
+            idx[values == self.edges[-1]] = nb - 1
+            idx[(idx < 0) | (idx >= nb)] = -1
+        idx[~np.isfinite(values)] = -1
+        return idx
 
     def update(self, values: np.ndarray, event: np.ndarray, boot: np.ndarray, weights: np.ndarray | None = None,
                first_event: int = 0) -> None:
         """Add values; ``event`` (n,) index of each value's event inside the chunk,
         ``boot`` (events in chunk, replicas) Poisson weights, ``first_event`` the global index
-        of the chunk's first event, ``weights`` optional per-value weights."""
-        values = np.asarray(values, dtype=np.float64)
-        w = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
-        nb = len(self.edges) - 1
-        if self.clip:
-            idx = np.searchsorted(self.edges, values, side="right") - 1
-            idx = np.clip(idx, 0, nb - 1)
-            keep = np.isfinite(values)
+        of the chunk's first event, ``weights`` optional per-value weights (None: 1)."""
+        values = np.asarray(values)
+        if values.dtype.kind != "f":
+            values = values.astype(np.float64)
+        idx = self.bins(values)
+        keep = idx >= 0
+        n, nb = len(boot), len(self.edges) - 1
+        flat = np.asarray(event)[keep] * nb + idx[keep]
+        if weights is None:
+            per_event = np.bincount(flat, minlength=n * nb).astype(np.float64)
         else:
-            idx = np.searchsorted(self.edges, values, side="right") - 1
-            idx[values == self.edges[-1]] = nb - 1  # the last bin is closed, as in numpy
-            keep = (idx >= 0) & (idx < nb) & np.isfinite(values)
-        idx, w, event = idx[keep], w[keep], np.asarray(event)[keep]
-        n = len(boot)
-        per_event = np.bincount(event * nb + idx, weights=w, minlength=n * nb).reshape(n, nb)
-        parity = (np.arange(n) + first_event) % 2
-        self.counts[0] += per_event[parity == 0].sum(axis=0)
-        self.counts[1] += per_event[parity == 1].sum(axis=0)
-        if self.replicas:
-            self.counts[2:-1] += boot.T @ per_event
-        self.counts[-1] += per_event.sum(axis=0)
+            per_event = np.bincount(flat, weights=np.asarray(weights, dtype=np.float64)[keep], minlength=n * nb)
+        self.counts += row_weights(boot, first_event).T @ per_event.reshape(n, nb)
 
     def update_events(self, values: np.ndarray, boot: np.ndarray, first_event: int = 0) -> None:
         """Add one value per event (values (n,), boot (n, replicas))."""
@@ -144,9 +232,8 @@ def spectrum_edges(extractor: FeatureExtractor, reference: Iterable[ShowerSet]) 
     value of each spectrum sets the top of the energy spectra)."""
     maxima: dict[str, float] = {}
     for chunk in reference:
-        for name, (values, _, _) in extractor.cell_spectra(chunk).items():
-            if len(values):
-                maxima[name] = max(maxima.get(name, 0.0), float(values.max()))
+        for name, top in extractor.spectrum_maxima(chunk).items():
+            maxima[name] = max(maxima.get(name, 0.0), top)
     return {name: binning.spectrum_edges(extractor.geometry, name, maxima.get(name, 1.0))
             for name in extractor.spectra}
 
@@ -183,28 +270,34 @@ class HistogramStage(Stage):
                 state.merge(theirs[name])
         return self
 
-    def _feature_states(self) -> dict[str, list[HistogramState]]:
-        """name -> [generated, reference] states of every feature, on edges from the reference."""
+    def _columns(self, table: np.ndarray) -> np.ndarray:
+        """The feature columns of a table, in the order of extractor.index (no copy when that is
+        every column in order, as the extractors build it)."""
+        columns = list(self.extractor.index.values())
+        return table if columns == list(range(table.shape[1])) else table[:, columns]
+
+    def _feature_states(self, tables: list[np.ndarray]) -> dict[str, list[HistogramState]]:
+        """name -> [generated, reference] states of every feature, on edges from the reference;
+        every feature of a block of TABLE_STEP events is filled in one product (fill_events).
+        tables: the [generated, reference] feature tables."""
         fx = self.extractor
-        tables = [self.tables.array(sample) for sample in (GENERATED, REFERENCE)]
-        boots = [[poisson_weights(self.seed, sample, lo, min(lo + TABLE_STEP, len(tables[sample])), self.replicas)
-                  for lo in range(0, len(tables[sample]), TABLE_STEP)] for sample in (GENERATED, REFERENCE)]
-        states = {}
-        for name, index in fx.index.items():
+        names = list(fx.index)
+        columns = [fx.index[name] for name in names]
+        pairs = []
+        for name, index in zip(names, columns):
             column_ref = tables[REFERENCE][:, index]
             edges = binning.challenge_edges(fx.geometry, name, float(np.max(column_ref)))
             clip = edges is None
             if edges is None:
                 edges = binning.quantile_edges(column_ref)
-            pair = []
-            for sample in (GENERATED, REFERENCE):
-                state = HistogramState(edges, self.replicas, clip=clip)
-                col = tables[sample][:, index]
-                for k, start in enumerate(range(0, len(col), TABLE_STEP)):
-                    state.update_events(col[start:start + TABLE_STEP], boots[sample][k], first_event=start)
-                pair.append(state)
-            states[name] = pair
-        return states
+            pairs.append([HistogramState(edges, self.replicas, clip=clip) for _ in (GENERATED, REFERENCE)])
+        for sample in (GENERATED, REFERENCE):
+            table = self._columns(tables[sample])
+            for start in range(0, len(table), TABLE_STEP):
+                stop = min(start + TABLE_STEP, len(table))
+                boot = poisson_weights(self.seed, sample, start, stop, self.replicas)
+                fill_events([pair[sample] for pair in pairs], table[start:stop], boot, first_event=start)
+        return dict(zip(names, pairs))
 
     def _per_energy_shapes(self, gen_table: np.ndarray, ref_table: np.ndarray) -> dict[str, list[dict]]:
         """Shower-shape features in bins of incident energy, for the report: feature name ->
@@ -222,8 +315,8 @@ class HistogramStage(Stage):
         return out
 
     def compute(self) -> Result:
-        states = self._feature_states()
         gen_table, ref_table = self.tables.array(GENERATED), self.tables.array(REFERENCE)
+        states = self._feature_states([gen_table, ref_table])
         for name in self.extractor.spectra:
             states[name] = [self.spectra[GENERATED][name], self.spectra[REFERENCE][name]]
         result = Result()
@@ -241,8 +334,7 @@ class HistogramStage(Stage):
                    float(np.nanmean([result.metrics[f"sep_{n}"]["floor"] for n in states])))
         fx = self.extractor
         result.response["per_energy_shapes"] = self._per_energy_shapes(gen_table, ref_table)
-        columns = list(fx.index.values())
-        distance, noise = equivalent_statistics.ks_excess(gen_table[:, columns], ref_table[:, columns])
+        distance, noise = equivalent_statistics.ks_excess(self._columns(gen_table), self._columns(ref_table))
         combined, worst, per_feature = equivalent_statistics.summary(distance, noise, cap=float(len(ref_table)))
         result.add("g4_equivalent_events", combined)
         result.add("g4_equivalent_events_min", worst)

@@ -104,6 +104,8 @@ def unreliable_fit(metric: dict, parameter: str) -> str:
         return ""  # the noise term was not fitted (fewer than 4 energy bins)
     if std > abs(value):
         return f"fit uncertainty {std:.3g} exceeds the value {value:.3g}"
+    if std == 0.0:
+        return f"fit gives no uncertainty for the value {value:.3g} (the term sits at its bound 0)"
     return ""
 
 

@@ -1,6 +1,6 @@
 """The power table: which metric detects which known distortion at the benchmark's sample size.
 
-Protocol (``run_selftest``): the dataset's reference is split as ``calobench run`` splits it
+Protocol (``run_selftest``): the dataset's benchmark reference is split as ``calobench run`` splits it
 (runner.split_reference); the reference sample is the test split, the generated sample a
 same-size random part of train + validation (disjoint from it) with the distortion applied, so
 that the undistorted case gives the floor. ``calobench.compare`` runs every case with the
@@ -142,15 +142,21 @@ class PowerTable:
         return "\n".join(lines) + "\n"
 
 
-def selftest_samples(dataset: str, events: int | None = None, seed: int = 0) -> tuple[ShowerSet, ShowerSet]:
-    """(generated base, reference): the reference is the test split of the dataset's embedded
-    sample (its first ``events``), the base ``events`` random events of train + validation."""
+def selftest_samples(dataset: str, events: int | None = None, seed: int = 0,
+                     progress: bool = False) -> tuple[ShowerSet, ShowerSet]:
+    """(generated base, reference): the reference is the test split of the dataset's benchmark
+    reference (what ``calobench run`` ranks against: the embedded sample, or the reference built
+    from the dataset's recipe, built now when it is not cached yet), its first ``events``; the base
+    ``events`` random events of train + validation."""
+    from calobench.simulation.benchmark_reference import benchmark_reference_path
+
     ds = get_dataset(dataset)
     if not ds.has_embedded:
         embedded = [name for name in dataset_names() if get_dataset(name).has_embedded]
         raise CalobenchError(f"--dataset {dataset}: no embedded reference sample to run the selftest on; "
                              f"datasets with one: {', '.join(embedded)}")
-    train, valid, test = split_reference(load(dataset))
+    path = benchmark_reference_path(dataset, build=True, progress=progress)
+    train, valid, test = split_reference(load(str(path), dataset))
     pool = ShowerSet.concatenate([train, valid])
     n = len(test) if events is None else events
     if n < 2 or n > len(test) or n > len(pool):
@@ -205,9 +211,9 @@ def _run_selftest(dataset: str, events: int | None, seed: int, distortions: list
 
     names = parse_distortions(distortions)
     commit = git_commit()  # before the run: the code that measured
-    version = benchmark_version(dataset)
     log = ProgressLog(progress)
-    base, reference = selftest_samples(dataset, events, seed)
+    base, reference = selftest_samples(dataset, events, seed, progress)
+    version = benchmark_version(dataset)  # after the samples: a reference built just now counts
     options = dict(QUICK if quick else EVALUATION["quick"])
     recorded = {**options, "metrics": metrics or "all"}
     cases: dict[str, dict | None] = {}

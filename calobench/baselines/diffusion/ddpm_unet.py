@@ -190,7 +190,10 @@ class DDPMUNet(TorchGenerator):
         self.ema.requires_grad_(False)
         self.energy = ConditionalGMM(n_cond, int(cfg["gmm_hidden"]), int(cfg["gmm_components"])).to(self.torch_device)
         alpha_bar = cosine_alphas_bar(int(cfg["diffusion_steps"]))
-        self.alpha_bar = torch.tensor(alpha_bar, dtype=torch.float32)
+        self.alpha_bar = torch.tensor(alpha_bar, dtype=torch.float32, device=self.torch_device)
+
+    def after_move(self) -> None:
+        self.alpha_bar = self.alpha_bar.to(self.torch_device)
 
     def networks(self) -> dict[str, nn.Module]:
         return {"unet": self.unet, "ema": self.ema, "energy": self.energy}
@@ -324,16 +327,19 @@ class DDPMUNet(TorchGenerator):
         threshold = self.dataset.geometry.threshold
         self.ema.eval()
         self.energy.eval()
-        out = np.zeros((len(energies), SIDE * SIDE), dtype=np.float32)
+        dev = self.torch_device
+        # inputs go to the device once and the showers come back once (no copy per batch)
+        cond_dev = torch.from_numpy(cond_all).to(dev)
+        e_inc_all = torch.as_tensor(energies, dtype=torch.float32, device=dev)
+        result = torch.zeros((len(energies), SIDE * SIDE), dtype=torch.float32, device=dev)
         for start in range(0, len(energies), max(1, int(batch_size))):
             stop = min(start + int(batch_size), len(energies))
-            cond = torch.from_numpy(cond_all[start:stop]).to(self.torch_device)
+            cond = cond_dev[start:stop]
             ratio = self.energy.sample(cond, generator) * _scalar(self.extra["ratio_std"]) + _scalar(self.extra["ratio_mean"])
-            e_inc = torch.as_tensor(energies[start:stop], dtype=torch.float32, device=self.torch_device)
-            e_tot = ratio.clamp(min=0.0) * e_inc
+            e_tot = ratio.clamp(min=0.0) * e_inc_all[start:stop]
             cells = decode_maps(self._denoise(cond, generator)) * e_tot[:, None]
-            cells = torch.where(cells >= threshold, cells, torch.zeros_like(cells))
-            out[start:stop] = cells.cpu().numpy()
+            result[start:stop] = torch.where(cells >= threshold, cells, torch.zeros_like(cells))
+        out = result.cpu().numpy()
         provenance = {"generator": self.name, "preset": self.preset, "seed": self.seed,
                       "sampler": self.config.get("sampler"), "sample_steps": int(self.config.get("sample_steps", 0))}
         particle = ",".join(self.dataset.particles)

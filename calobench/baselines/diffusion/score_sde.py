@@ -402,19 +402,20 @@ class ScoreSDE(TorchGenerator):
         # showers per network call: batch_size, but at most ``max_batch_points`` padded points
         chunk = max(1, min(int(batch_size), int(self.config.get("max_batch_points", 200_000)) // cmax))
         parts, all_counts = [], []
+        cond_dev = torch.from_numpy(cond_all).to(self.torch_device)
         for start in range(0, len(energies), chunk):
             stop = min(start + chunk, len(energies))
-            cond = torch.from_numpy(cond_all[start:stop]).to(self.torch_device)
+            cond = cond_dev[start:stop]
             log_n = self.count.sample(cond, generator) * float(self.extra["count_std"][0]) + float(self.extra["count_mean"][0])
             counts = torch.exp(log_n).round().clamp(1, cmax).long()
             length = int(counts.max())
             valid = torch.arange(length, device=self.torch_device)[None, :] < counts[:, None]
             x = self._solve(cond, valid, generator)
             feats = (x * feat_std + feat_mean)[valid]
-            parts.append(feats.cpu().numpy().astype(np.float64))
-            all_counts.append(counts.cpu().numpy())
-        feats = np.concatenate(parts) if parts else np.zeros((0, 4))
-        counts = np.concatenate(all_counts) if all_counts else np.zeros(0, np.int64)
+            parts.append(feats)  # kept on the device: one copy to the host after the last chunk
+            all_counts.append(counts)
+        feats = torch.cat(parts).cpu().numpy().astype(np.float64) if parts else np.zeros((0, 4))
+        counts = torch.cat(all_counts).cpu().numpy() if all_counts else np.zeros(0, np.int64)
         showers = self._from_features(feats, counts, energies, conditions)
         provenance = {"generator": self.name, "preset": self.preset, "seed": self.seed,
                       "sde": self.config["sde"], "sampler": self.config.get("sampler"),

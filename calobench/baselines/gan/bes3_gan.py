@@ -367,6 +367,9 @@ class Bes3GAN(ConditionalGAN):
     def networks(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator, "regressor": self.regressor}
 
+    def after_move(self) -> None:
+        self.generator.__dict__.pop("_sampling", None)  # rearranged weights: rebuilt on the new device
+
     @staticmethod
     def momentum(raw: dict[str, torch.Tensor]) -> torch.Tensor:
         """|p| in MeV from px, py, pz (E_inc where the momentum is zero)."""

@@ -153,25 +153,32 @@ class ConditionalGAN(TorchGenerator):
         cond_all = torch.from_numpy(self.encoder.encode(energies, conditions))
         raw = raw_tensors(raw_arrays(energies, conditions))
         n = len(energies)
-        out = np.empty((n, self.dataset.geometry.n_cells), np.float32)
         dev = self.torch_device
-        gen = torch.Generator().manual_seed(self.seed + 104729)
+        gen = self.noise_generator(self.seed + 104729)  # on the device: noise is drawn where it is used
         threshold = float(self.dataset.geometry.threshold)
         for net in self.networks().values():
             net.eval()
         with torch.inference_mode():
+            # inputs go to the device once and the showers come back once (no copy per batch)
+            raw = {k: v.to(dev) for k, v in self.sampling_inputs(raw).items()}
+            cond_all = cond_all.to(dev)
+            result = torch.empty((n, self.dataset.geometry.n_cells), dtype=torch.float32, device=dev)
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
-                z = torch.randn(stop - start, self.latent_dim, generator=gen).to(dev)
-                c = cond_all[start:stop].to(dev)
-                r = {k: v[start:stop].to(dev) for k, v in raw.items()}
-                showers = self.generate(z, c, r["E_inc"], r)
-                showers = torch.where(showers >= threshold, showers, torch.zeros((), device=dev))
-                out[start:stop] = showers.float().cpu().numpy()
+                z = torch.randn(stop - start, self.latent_dim, generator=gen, device=dev)
+                r = {k: v[start:stop] for k, v in raw.items()}
+                showers = self.generate(z, cond_all[start:stop], r["E_inc"], r)
+                result[start:stop] = torch.where(showers >= threshold, showers, torch.zeros((), device=dev)).float()
+            out = result.cpu().numpy()
         particle = getattr(self, "particle_name", "") or ",".join(self.dataset.particles)
         return ShowerSet(self.dataset.geometry, energies, out, conditions, particle=particle,
                          provenance={"generator": self.name, "preset": self.preset, "seed": self.seed},
                          dataset=self.dataset.name)
+
+    def sampling_inputs(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Hook: the raw condition tensors (host) of a whole ``sample`` call, plus whatever the
+        model derives from them on the host before the batches run (default: unchanged)."""
+        return raw
 
     def generation_networks(self) -> list[str]:
         return ["generator"]

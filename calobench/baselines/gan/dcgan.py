@@ -343,15 +343,21 @@ class DCGAN(TorchGenerator):
         code = self._encode(energies, conditions)
         self.gen.eval()
         threshold = float(self.dataset.geometry.threshold)
-        out = np.empty((len(energies), SIDE * SIDE), np.float32)
         dev = self.torch_device
+        # on the CPU the noise continues the model's own stream; on an accelerator it is drawn
+        # there, from a generator seeded by that stream (no host-to-device copy per batch)
+        gen = self.rng if dev.type == "cpu" else self.noise_generator(
+            int(torch.randint(0, 2 ** 62, (1,), generator=self.rng)))
+        # inputs go to the device once and the showers come back once (no copy per batch)
+        code = code.to(dev)
+        e_inc = torch.from_numpy(energies.astype(np.float32)).to(dev)
+        result = torch.empty((len(energies), SIDE * SIDE), dtype=torch.float32, device=dev)
         for start in range(0, len(energies), batch_size):
-            y = code[start:start + batch_size].to(dev)
-            noise = torch.randn(len(y), self.config["noise"], generator=self.rng).to(dev)
-            e = self.gen(noise, y).flatten(1) * torch.from_numpy(
-                energies[start:start + len(y)].astype(np.float32)).to(dev)[:, None]
-            e = torch.where(e < threshold, torch.zeros_like(e), e)
-            out[start:start + len(y)] = e.cpu().numpy()
+            y = code[start:start + batch_size]
+            noise = torch.randn(len(y), self.config["noise"], generator=gen, device=dev)
+            e = self.gen(noise, y).flatten(1) * e_inc[start:start + len(y)][:, None]
+            result[start:start + len(y)] = torch.where(e < threshold, torch.zeros_like(e), e)
+        out = result.cpu().numpy()
         return ShowerSet(self.dataset.geometry, energies, out, conditions,
                          particle=",".join(self.dataset.particles),
                          provenance={"generator": self.name, "preset": self.preset, "seed": self.seed},

@@ -220,10 +220,19 @@ class NNLSCGAN(ConditionalGAN):
         return self.design_tensor(raw).to(e.device) @ self._coef.sum(1, keepdim=True)
 
     def design_tensor(self, raw: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, K x P) float32 NNLS design matrix of a batch's raw conditions."""
+        """(B, K x P) float32 NNLS design matrix of a batch's raw conditions (precomputed on the
+        host for a whole sample call, key ``design``, so that sampling makes no host round trip)."""
+        if "design" in raw:
+            return raw["design"]
         a = self.design(np.log(raw["E_inc"].cpu().numpy().astype(np.float64)),
                         raw["particle"].cpu().numpy() if "particle" in raw else None)
         return torch.from_numpy(a.astype(np.float32))
+
+    def sampling_inputs(self, raw: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**raw, "design": self.design_tensor(raw)}
+
+    def after_move(self) -> None:
+        self._coef_cache = (None, None)  # rebuilt on the new device when next used
 
     @property
     def _coef(self) -> torch.Tensor:

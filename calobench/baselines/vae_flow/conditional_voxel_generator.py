@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ class ConditionalVoxelGenerator(TorchGenerator):
       generate(features, energies) -> (B, cells) non-negative showers in MeV.
     Config keys used here: epochs, batch_size, lr, grad_clip.
     """
+
+    #: layer_id stays on the host (the device copy a subclass uses is ``_layer_id``)
+    host_tensors: ClassVar[tuple[str, ...]] = ("layer_id",)
 
     def __init__(self, dataset: str, preset: str = "quick", seed: int = 0, device: str = "cpu",
                  **overrides: Any) -> None:
@@ -153,14 +156,17 @@ class ConditionalVoxelGenerator(TorchGenerator):
         e_inc = torch.from_numpy(energies.astype(np.float32))
         for net in self.networks().values():
             net.eval()
-        out = np.empty((len(energies), self.n_cells), dtype=np.float32)
-        devices = [self.torch_device] if self.torch_device.type == "cuda" else []
+        dev = self.torch_device
+        devices = [dev] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.inference_mode():
             torch.manual_seed(self.seed)
+            # inputs go to the device once and the showers come back once (no copy per batch)
+            features, e_inc = features.to(dev), e_inc.to(dev)
+            showers = torch.empty((len(energies), self.n_cells), dtype=torch.float32, device=dev)
             for lo in range(0, len(energies), max(int(batch_size), 1)):
                 hi = min(lo + int(batch_size), len(energies))
-                showers = self.generate(features[lo:hi].to(self.torch_device), e_inc[lo:hi].to(self.torch_device))
-                out[lo:hi] = showers.float().cpu().numpy()
+                showers[lo:hi] = self.generate(features[lo:hi], e_inc[lo:hi]).float()
+            out = showers.cpu().numpy()
         out[out < self.geometry.threshold] = 0.0  # readout threshold, as in the reference
         particle = self.dataset.particles[0] if len(self.dataset.particles) == 1 else ",".join(self.dataset.particles)
         return ShowerSet(self.geometry, energies, out, conditions, particle,

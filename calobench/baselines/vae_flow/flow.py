@@ -90,10 +90,8 @@ class CaloFlow(ConditionalVoxelGenerator):
         super().after_load()
         self._set_constants()
 
-    def to(self, device: str) -> "CaloFlow":
-        super().to(device)
+    def after_move(self) -> None:
         self._set_constants()
-        return self
 
     # ---- preprocessing ------------------------------------------------------------------
     def _layer_variables(self, layers: torch.Tensor, e_inc: torch.Tensor) -> torch.Tensor:

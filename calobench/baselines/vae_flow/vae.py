@@ -103,15 +103,14 @@ class ConditionalVAE(ConditionalVoxelGenerator):
         self._u_std = float(np.asarray(self.extra["u_std"]).reshape(-1)[0])
         self._h_mean = torch.as_tensor(self.extra["h_mean"], dtype=torch.float32, device=dev)
         self._h_std = torch.as_tensor(self.extra["h_std"], dtype=torch.float32, device=dev)
+        self._layer_id = self.layer_id.to(dev)
 
     def after_load(self) -> None:
         super().after_load()
         self._set_constants()
 
-    def to(self, device: str) -> "ConditionalVAE":
-        super().to(device)
+    def after_move(self) -> None:
         self._set_constants()
-        return self
 
     # ---- preprocessing ----------------------------------------------------------------
     def training_tensors(self, showers: ShowerSet, fit: bool) -> dict[str, torch.Tensor]:
@@ -197,11 +196,11 @@ class ConditionalVAE(ConditionalVoxelGenerator):
             log_f = (mean + sigma * torch.randn_like(mean)) * self._h_std + self._h_mean
             log_f = torch.where(hit, log_f, torch.full_like(log_f, -torch.inf))
             cells = torch.softmax(log_f, dim=1) * etot[:, None]
-            return apply_threshold(cells, self.layer_id.to(cells.device), self.n_layers, self.geometry.threshold)
+            return apply_threshold(cells, self._layer_id, self.n_layers, self.geometry.threshold)
         logits, sigma = self._decode(z, u, features)
         # draw from the Gaussian decoder p(t | z, u) (not its mean): cell fluctuations and sparsity
         log_frac = torch.log(torch.softmax(logits, dim=1) + self._eps())
         log_frac = log_frac + sigma * self._t_std * torch.randn_like(log_frac)
         cells = torch.softmax(log_frac, dim=1) * etot[:, None]
         # readout threshold: cells below it are zeroed, each layer keeps its generated energy
-        return apply_threshold(cells, self.layer_id.to(cells.device), self.n_layers, self.geometry.threshold)
+        return apply_threshold(cells, self._layer_id, self.n_layers, self.geometry.threshold)

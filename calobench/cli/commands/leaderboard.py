@@ -23,8 +23,9 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["show", "validate", "migrate", "submit", "site"],
-                        help="show DATASET, validate, migrate, submit ENTRY_FILE --to CHECKOUT, or site OUT_DIR")
+    parser.add_argument("action", choices=["show", "validate", "migrate", "submit", "site", "attach-timing"],
+                        help="show DATASET, validate, migrate, submit ENTRY_FILE --to CHECKOUT, site OUT_DIR, or "
+                             "attach-timing ENTRY_FILE --from GPU_TIMING_JSON")
     parser.add_argument("dataset", nargs="?", metavar="DATASET|ENTRY_FILE|OUT_DIR",
                         help="dataset name (show), entry file (submit) or output folder (site)")
     parser.add_argument("--leaderboard-dir",
@@ -34,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="show: output format (default table)")
     parser.add_argument("--json", action="store_true", help="same as --format json")
     parser.add_argument("--to", metavar="CHECKOUT", help="submit: the calobench checkout to copy the entry into")
+    parser.add_argument("--from", dest="from_report", metavar="GPU_TIMING_JSON",
+                        help="attach-timing: the JSON of benchmarks/gpu_timing.py whose run of the entry's model, "
+                             "dataset and preset becomes a row of the entry's device_timings")
 
 
 def _output_console():
@@ -74,7 +78,7 @@ def _show(args: argparse.Namespace) -> int:
     now = frame[frame["current"].astype(bool)] if len(frame) else frame
     other = frame[~frame["current"].astype(bool)] if len(frame) else frame
     title = (f"{args.dataset} leaderboard, benchmark {current} (score: worst |AUC - 0.5| beyond its floor, "
-             "low or high level; times: CPU ms per shower (torch threads); docs/leaderboard.md)")
+             "low or high level; times: ms per shower on the CPU (torch threads) and on a GPU; docs/leaderboard.md)")
     if fmt == "markdown":
         print(f"**{title}**\n\n" + markdown(COLUMNS, display_rows(now)))
         if len(other):
@@ -200,6 +204,19 @@ def _site(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attach_timing(args: argparse.Namespace) -> int:
+    from calobench.errors import CalobenchError
+    from calobench.leaderboard.device_timing import attach_to_file
+
+    if not args.dataset or not args.from_report:
+        raise CalobenchError("leaderboard attach-timing: give the entry file and --from GPU_TIMING_JSON")
+    record = attach_to_file(args.dataset, args.from_report)
+    measured = ", ".join(f"{b}: {t['ms_per_shower']:.3g} ms" for b, t in record["batches"].items()
+                         if "ms_per_shower" in t)
+    print(f"{args.dataset}: added {record['device']} timing on {record['device_name']} ({measured})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    return {"show": _show, "validate": _validate, "migrate": _migrate, "submit": _submit,
+    return {"attach-timing": _attach_timing, "show": _show, "validate": _validate, "migrate": _migrate, "submit": _submit,
             "site": _site}[args.action](args)

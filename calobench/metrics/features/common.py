@@ -21,7 +21,10 @@ EPS = 1e-16
 
 def apply_threshold(showers: np.ndarray, threshold: float) -> np.ndarray:
     """Cells with energy below ``threshold`` MeV read zero (the challenge's ``E < min_energy``)."""
-    return np.where(showers < threshold, 0.0, showers).astype(np.float64, copy=False)
+    showers = np.asarray(showers)
+    out = showers.astype(np.float64)
+    np.copyto(out, 0.0, where=showers < threshold)
+    return out
 
 
 class FeatureExtractor(ABC):
@@ -54,7 +57,12 @@ class FeatureExtractor(ABC):
 
     @abstractmethod
     def cell_spectra(self, chunk: ShowerSet) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per-cell values: spectrum name -> (values, weights, event index within the chunk)."""
+        """Per-cell values: spectrum name -> (values, weights (None: 1 each), event index within the chunk)."""
+
+    def spectrum_maxima(self, chunk: ShowerSet) -> dict[str, float]:
+        """Largest value of each non-empty spectrum of ``cell_spectra`` in a chunk (what
+        calobench.metrics.histograms.spectrum_edges needs of the reference)."""
+        return {name: float(values.max()) for name, (values, _, _) in self.cell_spectra(chunk).items() if len(values)}
 
     # ---- high-level vector ------------------------------------------------------------
     @abstractmethod

@@ -59,6 +59,13 @@ class LayerFeatures(FeatureExtractor):
                    member * (y * y)[:, None]]
         self._moments = np.concatenate(columns + self._extra_moments(member), axis=1)
         self._member = member
+        # the moments of layer k are columns k, k + L, k + 2L, ... and non-zero only in the layer's
+        # cells: each layer's block is multiplied on its own (the dense product is ~L times larger)
+        n_layers = len(slices)
+        self._slices = slices
+        self._blocks = [self._moments[s, k::n_layers] for k, s in enumerate(slices)]
+        outside = [np.delete(self._moments[:, k::n_layers], np.arange(g.n_cells)[s], axis=0) for k, s in enumerate(slices)]
+        self._block_diagonal = all(not np.any(block) for block in outside)
         ids, lx, ly = self.layer_ids, *self.axes
         names = [f"e_layer_{i}" for i in ids]
         for prefix in (f"ec_{lx}", f"ec_{ly}", f"width_{lx}", f"width_{ly}"):
@@ -70,27 +77,45 @@ class LayerFeatures(FeatureExtractor):
         energies = np.asarray(chunk.energies, dtype=np.float64)
         e = apply_threshold(chunk.showers, self.threshold)
         n_layers = self._member.shape[1]
-        m = e @ self._moments
+        m = self._layer_moments(e)
         el, sx, sy, sxx, syy = (m[:, k * n_layers:(k + 1) * n_layers] for k in range(5))
         den = el + EPS
         ecx, ecy = sx / den, sy / den
         wx = np.sqrt(np.clip(sxx / den - ecx ** 2, 0.0, None))
         wy = np.sqrt(np.clip(syy / den - ecy ** 2, 0.0, None))
-        hit = (e > 0).astype(np.float64)
-        sparsity = 1.0 - (hit @ self._member) / self.n_per_layer
+        hit = e > 0
+        hits = np.stack([np.count_nonzero(hit[:, s], axis=1) for s in self._slices], axis=1).astype(np.float64)
+        sparsity = 1.0 - hits / self.n_per_layer
         a = self.alpha_layers
         etot = e.sum(axis=1)
-        head = np.stack([etot, etot / energies, hit.sum(axis=1)], axis=1)
+        head = np.stack([etot, etot / energies, hits.sum(axis=1)], axis=1)
         cols = [head, el, ecx[:, a], ecy[:, a], wx[:, a], wy[:, a], sparsity]
         return np.concatenate(cols + self._extra_columns(e, m, etot), axis=1)
 
-    def cell_spectra(self, chunk: ShowerSet) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """``voxel_energy``: energies (MeV) of the cells above threshold, weight 1."""
+    def _layer_moments(self, e: np.ndarray) -> np.ndarray:
+        """(n, k x layers) moments of the thresholded cells e (n, cells): e @ self._moments, layer by layer."""
+        if not self._block_diagonal:
+            return e @ self._moments
+        n_layers = len(self._slices)
+        m = np.empty((len(e), self._moments.shape[1]))
+        for k, (s, block) in enumerate(zip(self._slices, self._blocks)):
+            m[:, k::n_layers] = e[:, s] @ block
+        return m
+
+    def cell_spectra(self, chunk: ShowerSet) -> dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
+        """``voxel_energy``: energies (MeV) of the cells above threshold (and above 0), weight 1 (None)."""
         e = np.asarray(chunk.showers)
-        ev, cell = np.nonzero(e >= self.threshold)
-        values = e[ev, cell].astype(np.float64)
-        keep = values > 0
-        return {"voxel_energy": (values[keep], np.ones(keep.sum()), ev[keep])}
+        hit = e >= self.threshold
+        if self.threshold <= 0:
+            hit &= e > 0
+        event = np.repeat(np.arange(len(e)), np.count_nonzero(hit, axis=1))
+        return {"voxel_energy": (e[hit], None, event)}
+
+    def spectrum_maxima(self, chunk: ShowerSet) -> dict[str, float]:
+        """``voxel_energy``: the largest cell energy, where it is above threshold (and above 0)."""
+        e = np.asarray(chunk.showers)
+        top = float(e.max()) if e.size else 0.0
+        return {"voxel_energy": top} if top >= self.threshold and top > 0 else {}
 
     # ---- high-level vector ------------------------------------------------------------
     def _hlf_layer_names(self) -> list[str]:

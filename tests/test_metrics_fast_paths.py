@@ -1,0 +1,137 @@
+"""The fast paths of the metrics (issue 19) against the straightforward computations they replace:
+grid-position binning equals numpy's binary search, one sparse fill equals a fill per feature,
+resample moments equal np.cov of the resample, weighted kernel sums equal the plain MMD, the
+block-diagonal moments equal the dense product, chunks follow the files' HDF5 chunking, and the
+reader thread gives the chunks of the plain loop."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from calobench.data.showerfile import ShowerFileReader
+from calobench.datasets import get_geometry
+from calobench.metrics.evaluate import aligned_chunk_size, read_ahead
+from calobench.metrics.features import feature_extractor
+from calobench.metrics.fpd import mmd_poly_batches, resample_moments, weighted_kernel_sums
+from calobench.metrics.histograms import (HistogramState, _bin_index, _spacing, fill_events, poisson_weights)
+
+
+def _searched(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.searchsorted(edges, np.asarray(values, dtype=np.float64), side="right") - 1
+
+
+@pytest.mark.parametrize("edges", [np.logspace(np.log10(0.015), np.log10(3e4), 50), np.linspace(0.5, 1.5, 101),
+                                   np.linspace(-3.0, 3.0, 31), np.array([0.0, 1.0, 3.0, 7.0])])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bin_index_equals_binary_search(edges, dtype):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(1.0, 2.0, 20000), np.exp(rng.normal(0.0, 4.0, 20000)),
+                             edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+                             [0.0, -1.0, np.inf, -np.inf, 1e30]]).astype(dtype)
+    got = _bin_index(edges, values, _spacing(edges))
+    np.testing.assert_array_equal(got, _searched(edges, values))
+
+
+def test_spacing_recognises_only_regular_grids():
+    assert _spacing(np.linspace(0.0, 1.0, 11))[0] == "linear"
+    assert _spacing(np.logspace(-2.0, 3.0, 40))[0] == "log"
+    assert _spacing(np.array([0.0, 1.0, 3.0, 7.0])) is None
+    assert _spacing(np.array([1.0, 1.0, 2.0])) is None
+
+
+def test_fill_events_equals_one_state_per_column():
+    rng = np.random.default_rng(1)
+    table = np.stack([rng.normal(size=5000), rng.exponential(size=5000), rng.uniform(-1, 2, 5000)], axis=1)
+    table[7, 1] = np.nan
+    edges = [np.linspace(-2, 2, 21), np.logspace(-2, 1, 30), np.linspace(0, 1, 11)]
+    boot = poisson_weights(4, 0, 100, 100 + len(table), 6)
+    fast = [HistogramState(e, 6, clip=(k == 2)) for k, e in enumerate(edges)]
+    fill_events(fast, table, boot, first_event=100)
+    for k, e in enumerate(edges):
+        slow = HistogramState(e, 6, clip=(k == 2))
+        slow.update_events(table[:, k], boot, first_event=100)
+        np.testing.assert_array_equal(fast[k].counts, slow.counts)
+    # known answers: the nominal row is numpy's histogram, the halves add up to it
+    np.testing.assert_array_equal(fast[0].nominal, np.histogram(table[:, 0], edges[0])[0])
+    np.testing.assert_array_equal(fast[0].halves.sum(axis=0), fast[0].nominal)
+
+
+def test_resample_moments_equal_numpy_of_the_resample():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 7)) * np.arange(1, 8)
+    index = rng.choice(len(x), size=600)
+    mean, cov = resample_moments(x, index)
+    np.testing.assert_allclose(mean, x[index].mean(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cov, np.cov(x[index], rowvar=False), rtol=1e-11, atol=1e-12)
+
+
+def _mmd_plain(a: np.ndarray, b: np.ndarray) -> float:
+    k = lambda u, v: (u @ v.T / u.shape[1] + 1.0) ** 4  # noqa: E731
+    kxx, kyy = k(a, a), k(b, b)
+    m, n = len(a), len(b)
+    return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+            - 2.0 * k(a, b).sum() / (m * n))
+
+
+def test_weighted_kernel_sums_and_mmd_equal_the_plain_sums():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(300, 4)), rng.normal(0.2, 1.1, size=(250, 4))
+    w = rng.integers(0, 3, size=(300, 2)).astype(np.float64)
+    k = (x @ x.T / 4 + 1.0) ** 4
+    np.testing.assert_allclose(weighted_kernel_sums(x, w, block=64), np.einsum("ib,ij,jb->b", w, k, w), rtol=1e-12)
+    v = rng.integers(0, 3, size=(250, 2)).astype(np.float64)
+    kxy = (x @ y.T / 4 + 1.0) ** 4
+    np.testing.assert_allclose(weighted_kernel_sums(x, w, y, v, block=64), np.einsum("ib,ij,jb->b", w, kxy, v),
+                               rtol=1e-12)
+    # resamples with repeats, one batch at a time and several together
+    draws_x = [rng.choice(300, size=200) for _ in range(3)]
+    draws_y = [rng.choice(250, size=200) for _ in range(3)]
+    expected = [_mmd_plain(x[dx], y[dy]) for dx, dy in zip(draws_x, draws_y)]
+    np.testing.assert_allclose(mmd_poly_batches(x, y, draws_x, draws_y), expected, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(mmd_poly_batches(x, y, draws_x[:1], draws_y[:1]), expected[:1], rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["calochallenge-1-photons", "stcf11x11"])
+def test_layer_moments_equal_the_dense_product(name):
+    fx = feature_extractor(get_geometry(name))
+    assert fx._block_diagonal
+    e = np.random.default_rng(4).exponential(size=(50, fx.geometry.n_cells))
+    np.testing.assert_allclose(fx._layer_moments(e), e @ fx._moments, rtol=1e-12, atol=1e-9)
+
+
+def _write(path, n: int, cells: int, rows: int | None) -> None:
+    with h5py.File(path, "w") as f:
+        f.create_dataset("incident_energies", data=np.full((n, 1), 1000.0, dtype=np.float32))
+        data = np.random.default_rng(5).exponential(size=(n, cells)).astype(np.float32)
+        f.create_dataset("showers", data=data, chunks=(rows, cells) if rows else None)
+
+
+def test_chunks_follow_the_hdf5_chunking_and_read_ahead_gives_the_plain_chunks(tmp_path):
+    geometry = get_geometry("calochallenge-1-photons")
+    _write(tmp_path / "a.h5", 1000, geometry.n_cells, 96)
+    _write(tmp_path / "b.h5", 1000, geometry.n_cells, None)
+    a = ShowerFileReader(tmp_path / "a.h5", geometry).showerset()
+    b = ShowerFileReader(tmp_path / "b.h5", geometry).showerset()
+    assert a.source.chunk_rows == 96 and b.source.chunk_rows is None
+    assert aligned_chunk_size(1000, (a, b)) == 960
+    assert aligned_chunk_size(50, (a,)) == 50  # file chunks larger than the read: unchanged
+    assert aligned_chunk_size(1000, (b,)) == 1000
+    chunks = list(read_ahead(a, 1000, 300))
+    assert [start for start, _ in chunks] == [0, 300, 600, 900]
+    for start, chunk in chunks:
+        np.testing.assert_array_equal(chunk.showers, a.slice(start, start + 300).showers)
+
+
+def test_frechet_distance_known_answers_with_and_without_constant_features():
+    from calobench.metrics.fpd import frechet_distance
+
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([0.5, 1.0, 2.0])
+    # diagonal covariances: |mu1 - mu2|^2 + sum (sqrt(s1) - sqrt(s2))^2, one variance zero (Cholesky
+    # on the other features), then a full-rank rotated pair
+    assert frechet_distance(mu1, np.diag([0.0, 1.0, 4.0]), mu2, np.eye(3)) == pytest.approx(0.25 + 1.0 + 1.0, rel=1e-12)
+    assert frechet_distance(mu2, np.eye(3), mu1, np.diag([0.0, 1.0, 4.0])) == pytest.approx(2.25, rel=1e-12)
+    q, _ = np.linalg.qr(np.random.default_rng(6).normal(size=(3, 3)))
+    c1, c2 = q @ np.diag([1.0, 4.0, 9.0]) @ q.T, q @ np.diag([4.0, 4.0, 1.0]) @ q.T
+    assert frechet_distance(mu1, c1, mu1, c2) == pytest.approx(1.0 + 0.0 + 4.0, rel=1e-10)
