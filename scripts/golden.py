@@ -76,12 +76,21 @@ def same_machine() -> bool:
     return recorded_machine() == machine()
 
 
+def _one_thread() -> None:
+    """One torch thread, as recorded: torch's CPU kernels sum in an order that depends on the
+    thread count (a classifier's JSD moved by 2e-6 between 1 and 2 threads)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def compare_case(kind: str) -> dict:
     """name -> {value, std[, floor]} of compare(first half, second half) for one geometry kind."""
     import numpy as np
 
     import calobench
 
+    _one_thread()
     dataset, n = COMPARE_CASES[kind]
     ref = calobench.load(dataset)
     half = n // 2
@@ -94,6 +103,7 @@ def model_case(model: str) -> dict:
     from calobench.models.registry import get_model
     from calobench.runner import RunOptions, run_benchmark
 
+    _one_thread()
     cls = get_model(model)
     dataset = cls.supported_datasets()[0]
     with tempfile.TemporaryDirectory() as tmp:

@@ -55,8 +55,8 @@ def test_compare_without_a_terminal_writes_one_line_per_stage(tmp_path, cli, pro
                  *(["--cls-epochs", "6"] if protocol == "challenge" else ["--cls-max-steps", "300"]))
     assert result.returncode == 0, result.stderr
     lines = [line.split("] ", 1)[1] for line in result.stderr.splitlines()]
-    assert lines == ["spectra: reference (binning)", "features: generated (600 events, chunks of 138654)",
-                     "features: reference (600 events, chunks of 138654)", "metrics: 3 stages",
+    assert lines == ["spectra: reference (binning)", "features: generated (600 events, chunks of 138240)",
+                     "features: reference (600 events, chunks of 138240)", "metrics: 3 stages",
                      "cls-high: run 1/2", "cls-high: run 2/2", "cls-high: floor (reference halves)", "done"]
 
 

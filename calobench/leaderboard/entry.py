@@ -111,8 +111,8 @@ def make_entry(*, model: str, family: str, seed_document: str, preset: str, para
                reference: str = "", reference_path: str | Path | None = None) -> dict:
     """A leaderboard entry (see schema.json): schema version, dataset, a new unique id, benchmark
     version, metrics (name -> {value, std[, floor]}), timing, provenance."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
-    date = now.isoformat()
+    now = datetime.now(timezone.utc)
+    date = now.isoformat()  # with microseconds: two runs in one second still have an order (``latest``)
     chash = config_hash({"model": model, "dataset": dataset, "preset": preset, "config": config,
                          "split_seed": split_seed, "reference": reference})
     provenance = {"calobench_version": __version__, "git_commit": git_commit(), "config_hash": chash,

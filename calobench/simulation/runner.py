@@ -13,6 +13,7 @@ parts with ShowerFileWriter (atomic) and the parts folder is removed.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ from calobench.errors import CalobenchError
 from calobench.data.showerfile import ShowerFileWriter
 from calobench.data.showerset import ShowerSet
 from calobench.simulation.g4env import NODATA_LIST, check_nodata_symbols, geant4_version, import_geant4, setup_env
+from calobench.simulation import portable_math
 from calobench.simulation.setups import Primaries, make_setup, setup_names
 
 TIMING_BINS = 8
@@ -77,7 +79,7 @@ def sample_chunk(dataset: str, seed: int, chunk: int, size: int, particles: list
     if energy_mode == "list":
         energy = np.asarray(energy_values)[rng.integers(0, len(energy_values), size)]
     elif setup.log_energy:
-        energy = np.exp(rng.uniform(np.log(energy_values[0]), np.log(energy_values[1]), size))
+        energy = portable_math.exp(rng.uniform(math.log(energy_values[0]), math.log(energy_values[1]), size))
     else:
         energy = rng.uniform(energy_values[0], energy_values[1], size)
     return setup.sample(rng, pdg, energy.astype(np.float64))

@@ -24,6 +24,7 @@ from calobench.errors import CalobenchError
 from calobench.datasets import Dataset, dataset_names, get_dataset
 from calobench.datasets.detector import BarrelPatch, BeamOnGrid, CrystalBarrel, Material, SamplingSlabs
 from calobench.data.showerset import CellList
+from calobench.simulation import portable_math
 
 MASS = {22: 0.0, 11: 0.51099895, -11: 0.51099895}
 G4NAME = {22: "gamma", 11: "e-", -11: "e+"}
@@ -176,13 +177,13 @@ class CrystalBarrelSetup(GridSetup):
         z_hit = rng.uniform(-s.half_z_mm, s.half_z_mm, n)
         dz_pos = rng.uniform(-s.offset_fraction * dy, s.offset_fraction * dy, n)
         dphi_pos = np.degrees(rng.uniform(-s.offset_fraction * dx, s.offset_fraction * dx, n) / s.radius_mm)
-        theta_ip = np.arctan2(s.radius_mm, z_hit)
-        theta_axis = np.arctan2(s.radius_mm, z_hit - np.sign(z_hit) * s.z_point_mm)
+        theta_ip = portable_math.arctan2(s.radius_mm, z_hit)
+        theta_axis = portable_math.arctan2(s.radius_mm, z_hit - np.sign(z_hit) * s.z_point_mm)
         dtheta = np.degrees(theta_ip - theta_axis) + rng.uniform(-s.spread_deg, s.spread_deg, n)
         dphi = s.phi_tilt_deg + rng.uniform(-s.spread_deg, s.spread_deg, n)
         position = np.stack([np.radians(dphi_pos) * s.radius_mm, dz_pos, np.zeros(n)], axis=1)
         # local direction: +x is +phi, +y is +z (beam axis); a larger theta points to -z
-        direction = _unit(np.stack([np.tan(np.radians(dphi)), -np.tan(np.radians(dtheta)), np.ones(n)], axis=1))
+        direction = _unit(np.stack([portable_math.tan(np.radians(dphi)), -portable_math.tan(np.radians(dtheta)), np.ones(n)], axis=1))
         position[:, :2] -= direction[:, :2] / direction[:, 2:3] * 1.0  # start 1 mm in front of the face
         position[:, 2] = -1.0
         # the global momentum: momentum theta = crystal axis theta + dtheta_mom, and the crystal
@@ -358,7 +359,7 @@ class BarrelPatchSetup(Setup):
             r = radii[layer]
             y = (iy - (s.pads_rphi - 1) / 2) * cell
             z = (iz - (s.pads_z - 1) / 2) * cell
-            a = np.arctan2(y, r) + rot
+            a = portable_math.arctan2(y, r) + rot
             events.append(np.stack([r * np.cos(a), r * np.sin(a), z, e], axis=1))
         return CellList.from_showers(events)
 
