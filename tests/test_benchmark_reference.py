@@ -81,13 +81,18 @@ def test_benchmark_version_uses_the_content_fingerprint(data_dir, monkeypatch):
 
     ds = _with_recipe(monkeypatch, "cepc", ReferenceRecipe(events=50, seed=1, chunk=20, fingerprint="ab" * 32,
                                                             physics="x", geant4_version="y"))
-    before = benchmark_version("cepc")
+    recipe_version = f"cepc/data-v{ds.version}-abababab/metrics-v2"
+    # the current benchmark is the recipe's, before and after it is built here
+    assert benchmark_version("cepc") == recipe_version
+    embedded = benchmark_version("cepc", ds.embedded_path)  # a run on the embedded sample (tiny)
+    assert embedded != recipe_version and embedded.startswith(f"cepc/data-v{ds.version}-")
     path = cached_path("cepc", ds.version)
     path.parent.mkdir(parents=True)
     calobench.save(calobench.load("cepc").slice(0, 50), path)
     write_stamp(path, "ab" * 32)
-    assert benchmark_version("cepc") == f"cepc/data-v{ds.version}-abababab/metrics-v2"
-    assert benchmark_version("cepc") != before
+    assert benchmark_version("cepc") == recipe_version
+    assert benchmark_version("cepc", path) == recipe_version
+    assert benchmark_version("cepc", ds.embedded_path) == embedded
 
 
 def test_status_lists_every_dataset(cli):
