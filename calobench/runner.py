@@ -227,10 +227,15 @@ def _run(options: RunOptions, default_threads: int) -> RunOutcome:
     from calobench.datasets import get_dataset
     from calobench.simulation.benchmark_reference import benchmark_reference_path
 
-    # the tiny preset (a smoke test) uses the embedded sample; every other preset ranks against
-    # the benchmark reference, built from the dataset's recipe on first use
-    reference_path = Path(options.reference) if options.reference is not None else \
-        benchmark_reference_path(options.dataset, build=options.preset != "tiny", progress=options.progress)
+    # the tiny preset (a smoke test) uses the embedded sample, even where the benchmark reference
+    # is built; every other preset ranks against the benchmark reference, built from the
+    # dataset's recipe on first use
+    if options.reference is not None:
+        reference_path = Path(options.reference)
+    elif options.preset == "tiny":
+        reference_path = get_dataset(options.dataset).embedded_path
+    else:
+        reference_path = benchmark_reference_path(options.dataset, build=True, progress=options.progress)
     ref = load_reference(options.dataset, reference_path, options.reference_tree, options.reference_branches)
     quick = get_dataset(options.dataset).quick_events
     if options.preset == "tiny" and options.reference is None and quick is not None and len(ref) > quick:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -202,6 +203,8 @@ def plain(obj):
 
 
 def main(argv: list[str]) -> int:
+    # the golden cases must not see a benchmark reference the user has built (as in the tests)
+    os.environ["CALOBENCH_DATA_DIR"] = tempfile.mkdtemp(prefix="calobench-golden-data-")
     mode = argv[0] if argv else "check"
     only = set(argv[1:])
     GOLDEN.mkdir(parents=True, exist_ok=True)
