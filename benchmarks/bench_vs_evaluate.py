@@ -24,7 +24,8 @@ showers (N, 6480), MeV; benchmarks/studies/compare_memory.write_file) -- the ref
 and a generated sample (seed 1) whose cells are scaled by 1.05 (calobench.selftest's
 energy_scale distortion) -- and runs on that pair, one process per measurement, one after the
 other: evaluate.py -m hist-p / hist-chi / fpd (its fpd and kpd modes run the same code: FPD and
-KPD) / cls-high, and calobench.compare(metrics=hist / fpd / cls-high). CPU time is the child's
+KPD) / cls-high, and calobench.compare(metrics=hist / fpd / cls-high); fpd twice, without its
+floors (the work evaluate.py does) and with them (calobench's default). CPU time is the child's
 user + system time (os.wait4), peak RSS its ru_maxrss; evaluate.py's cached reference .pkl is
 deleted before each of its runs, so both tools compute the features every time.
 
@@ -246,8 +247,10 @@ def main_run(args: argparse.Namespace) -> None:
         show("hist (evaluate.py hist-chi)", ev_c, cb)
     if "fpd" in stages:
         ev = run_evaluate(env, gen, ref, "fpd", out)
+        same = run_calobench(gen, ref, "fpd", {"fpd_floors": False}, out / "cb_fpd_nofloor.log")
         cb = run_calobench(gen, ref, "fpd", {}, out / "cb_fpd.log")
-        show("fpd + kpd", ev, cb)
+        show("fpd + kpd (the same work)", ev, same, "calobench without its floors")
+        show("fpd + kpd with floors", ev, cb, "calobench's default: also the reference halves")
     if "cls-high" in stages:
         one = {"repeats": 1, "cls_floors": False}
         ev1 = run_evaluate(env, gen, ref, "cls-high", out, e1)

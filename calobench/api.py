@@ -119,6 +119,7 @@ def compare(
     fpd_min_samples: int = 10_000,
     fpd_max_samples: int = 50_000,
     kpd_batch_size: int = 10_000,
+    fpd_floors: bool = True,
     tree: str | None = None,
     branches: Mapping[str, str] | None = None,
     workers: int | None = None,
@@ -133,6 +134,7 @@ def compare(
     cls_protocol: "v2" (default) or "challenge" (the CaloChallenge's evaluate.py protocol; see
     calobench.metrics.classifiers); cls_*: its options, None for the protocol's default (epochs and
     patience: challenge only; min/max steps: v2 only); cls_floors: also test the reference halves.
+    fpd_floors: also compute FPD and KPD between the reference halves (about 40 % of the stage).
     json_path / report_dir: also write the JSON result / the HTML report there.
     progress: progress lines on stderr.
     tree / branches: how a ROOT file among the two is read (see load); a ROOT ``generated``
@@ -174,7 +176,7 @@ def compare(
     options = EvaluationOptions(stages=parse_stages(metrics), seed=seed, max_events=max_events,
                                 chunk_size=chunk_size, replicas=replicas, prdc_max_events=prdc_max_events,
                                 fpd_min_samples=fpd_min_samples, fpd_max_samples=fpd_max_samples,
-                                kpd_batch_size=kpd_batch_size, classifier=classifier)
+                                kpd_batch_size=kpd_batch_size, fpd_floors=fpd_floors, classifier=classifier)
     ref = _as_showerset(reference, dataset, "reference", tree, branches)
     samples = (_generated_showerset(generated, dataset, ref, tree, branches), ref)
     if workers is None and scheduler is None:

@@ -14,7 +14,7 @@ from calobench.data.showerfile import ShowerFileReader
 from calobench.datasets import get_geometry
 from calobench.metrics.evaluate import aligned_chunk_size, read_ahead
 from calobench.metrics.features import feature_extractor
-from calobench.metrics.fpd import mmd_poly_batches, resample_moments, weighted_kernel_sums
+from calobench.metrics.fpd import float32_safe, mmd_poly_batches, resample_moments, weighted_kernel_sums
 from calobench.metrics.histograms import (HistogramState, _bin_index, _spacing, fill_events, poisson_weights)
 
 
@@ -64,7 +64,14 @@ def test_resample_moments_equal_numpy_of_the_resample():
     index = rng.choice(len(x), size=600)
     mean, cov = resample_moments(x, index)
     np.testing.assert_allclose(mean, x[index].mean(axis=0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(cov, np.cov(x[index], rowvar=False), rtol=1e-11, atol=1e-12)
+    plain = np.cov(x[index], rowvar=False)
+    np.testing.assert_allclose(cov, plain, rtol=1e-11, atol=1e-12)
+    # the float32 product of the centred rows: equal to float32 precision of the largest entry,
+    # closer than one event more or less
+    mean32, cov32 = resample_moments(x, index, float32=True)
+    np.testing.assert_allclose(mean32, mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cov32, plain, rtol=0, atol=1e-6 * np.abs(plain).max())
+    assert not np.allclose(np.cov(x[index][:-1], rowvar=False), plain, rtol=0, atol=1e-6 * np.abs(plain).max())
 
 
 def _mmd_plain(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,6 +88,9 @@ def test_weighted_kernel_sums_and_mmd_equal_the_plain_sums():
     w = rng.integers(0, 3, size=(300, 2)).astype(np.float64)
     k = (x @ x.T / 4 + 1.0) ** 4
     np.testing.assert_allclose(weighted_kernel_sums(x, w, block=64), np.einsum("ib,ij,jb->b", w, k, w), rtol=1e-12)
+    # float32 dot products, the power and the sums float64
+    np.testing.assert_allclose(weighted_kernel_sums(x, w, block=64, float32=True), np.einsum("ib,ij,jb->b", w, k, w),
+                               rtol=1e-6)
     v = rng.integers(0, 3, size=(250, 2)).astype(np.float64)
     kxy = (x @ y.T / 4 + 1.0) ** 4
     np.testing.assert_allclose(weighted_kernel_sums(x, w, y, v, block=64), np.einsum("ib,ij,jb->b", w, kxy, v),
@@ -89,8 +99,16 @@ def test_weighted_kernel_sums_and_mmd_equal_the_plain_sums():
     draws_x = [rng.choice(300, size=200) for _ in range(3)]
     draws_y = [rng.choice(250, size=200) for _ in range(3)]
     expected = [_mmd_plain(x[dx], y[dy]) for dx, dy in zip(draws_x, draws_y)]
-    np.testing.assert_allclose(mmd_poly_batches(x, y, draws_x, draws_y), expected, rtol=1e-9, atol=1e-13)
-    np.testing.assert_allclose(mmd_poly_batches(x, y, draws_x[:1], draws_y[:1]), expected[:1], rtol=1e-9, atol=1e-13)
+    # the values are within FLOAT32_BOUND, so the dot products are float32: a difference of sums
+    # of ~1e5 kernel values of order 10 moves by ~1e-6 of its size
+    np.testing.assert_allclose(mmd_poly_batches(x, y, draws_x, draws_y), expected, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(mmd_poly_batches(x, y, draws_x[:1], draws_y[:1]), expected[:1], rtol=1e-4, atol=1e-7)
+    # far outside the bound (an outlier 1e6 times the rest) the sums stay float64
+    far = y.copy()
+    far[0] *= 1e6
+    assert not float32_safe(far)
+    np.testing.assert_allclose(mmd_poly_batches(x, far, draws_x[:1], draws_y[:1]),
+                               [_mmd_plain(x[draws_x[0]], far[draws_y[0]])], rtol=1e-9)
 
 
 @pytest.mark.parametrize("name", ["calochallenge-1-photons", "stcf11x11"])
@@ -135,3 +153,12 @@ def test_frechet_distance_known_answers_with_and_without_constant_features():
     q, _ = np.linalg.qr(np.random.default_rng(6).normal(size=(3, 3)))
     c1, c2 = q @ np.diag([1.0, 4.0, 9.0]) @ q.T, q @ np.diag([4.0, 4.0, 1.0]) @ q.T
     assert frechet_distance(mu1, c1, mu1, c2) == pytest.approx(1.0 + 0.0 + 4.0, rel=1e-10)
+    # a singular C1 without a constant feature (feature 3 = feature 1 + feature 2, as energy
+    # fractions that sum to one): the pivoted Cholesky stops at rank 2; equal to scipy's sqrtm
+    from scipy.linalg import sqrtm
+    a = np.random.default_rng(7).normal(size=(500, 2))
+    s1 = np.cov(np.column_stack([a, a.sum(axis=1)]), rowvar=False)
+    s2 = np.cov(np.random.default_rng(8).normal(size=(500, 3)), rowvar=False)
+    plain = np.trace(s1) + np.trace(s2) - 2.0 * np.trace(sqrtm(s1 @ s2)).real
+    assert frechet_distance(mu1, s1, mu1, s2) == pytest.approx(plain, rel=1e-7)
+    assert frechet_distance(mu1, s2, mu1, s1) == pytest.approx(plain, rel=1e-7)

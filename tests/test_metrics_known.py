@@ -243,3 +243,18 @@ def test_point_cloud_low_level_classifier_sees_the_cells():
     assert calobench.compare(scaled, ref, **options).metrics["auc_low"]["value"] > 0.9
     same = calobench.compare(ref, ref, **options).metrics["auc_low"]["value"]
     assert abs(same - 0.5) < 0.15
+
+
+def test_fpd_stage_without_floors_gives_the_same_distances():
+    import calobench
+    from calobench.datasets.registry import load_reference
+
+    ref = load_reference("stcf11x11", embedded=True)
+    first, second = ref.take(np.arange(300)), ref.take(np.arange(300, 700))
+    opts = {"metrics": "fpd", "fpd_min_samples": 100, "kpd_batch_size": 100, "progress": False, "seed": 1}
+    with_floors = calobench.compare(first, second, dataset="stcf11x11", **opts).metrics
+    without = calobench.compare(first, second, dataset="stcf11x11", fpd_floors=False, **opts).metrics
+    assert with_floors["fpd"]["floor"] > 0 and with_floors["kpd"]["floor"] is not None
+    assert without["fpd"].get("floor") is None and without["kpd"].get("floor") is None
+    for key in ("fpd", "kpd"):
+        assert without[key]["value"] == with_floors[key]["value"] and without[key]["std"] == with_floors[key]["std"]

@@ -8,6 +8,7 @@ cls-high).
 
     nice -n 10 python benchmarks/studies/compare_memory.py                  # 100k against 100k events
     python benchmarks/studies/compare_memory.py --events 5000 --dir /tmp/b  # a quick check
+    python benchmarks/studies/compare_memory.py --together-only ...         # one process only
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def main() -> None:
     p.add_argument("--dir", default="/tmp/calobench-bench", help="where the files are written")
     p.add_argument("--stages", default="hist,resolution,fpd,prdc,cls-high,cls-xgb,cls-low")
     p.add_argument("--low-steps", type=int, default=300, help="cls-low optimiser steps at most (memory check; default 300)")
+    p.add_argument("--together-only", action="store_true",
+                   help="skip the one-process-per-stage runs: only all stages but cls-low in one process "
+                        "(per stage: its seconds, compute CPU seconds and the peak memory when it finished)")
     p.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = p.parse_args()
     folder = Path(args.dir)
@@ -108,7 +112,7 @@ def main() -> None:
             write_file(path, args.events, seed, args.dataset)
             print(f"wrote {path} in {time.perf_counter() - t:.0f} s", flush=True)
     report = {"dataset": args.dataset, "events": args.events, "stages": {}}
-    for stage in args.stages.split(","):
+    for stage in ([] if args.together_only else args.stages.split(",")):
         options = {"cls_min_steps": min(300, args.low_steps), "cls_max_steps": args.low_steps} if stage == "cls-low" else {}
         res = run_stage(gen, ref, stage, options)
         report["stages"][stage] = res
@@ -118,6 +122,9 @@ def main() -> None:
     res = run_stage(gen, ref, together, {})
     report["all_but_cls_low"] = res
     print(f"all but cls-low: wall {res['wall_s']:.1f} s, peak RSS {res['peak_rss_MB']:.0f} MB", flush=True)
+    for name, info in res["stages"].items():
+        print(f"  {name:11s} {info['seconds']:8.1f} s (compute CPU {info.get('compute_cpu_seconds', float('nan')):7.1f} s)"
+              f"  peak RSS when done {info.get('peak_rss_MB_after') or float('nan'):7.0f} MB", flush=True)
     for k, v in res["headline"].items():
         print(f"  {k:20s} {v['value']:.5g} +- {v['std']:.3g}")
     if args.out:

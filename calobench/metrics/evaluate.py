@@ -62,8 +62,8 @@ class EvaluationOptions:
     stages: stage names (see the module docstring). seed: every random choice. max_events: use
     the first N events of each sample. chunk_size: events per read (None: about 64 MB of showers).
     replicas: Poisson-bootstrap replicas of the 1-d distances. prdc_max_events: events per sample
-    in PRDC. fpd_min_samples, fpd_max_samples: FPD batch sizes; kpd_batch_size: KPD batch size.
-    classifier: options of the three classifier stages (repetitions included).
+    in PRDC. fpd_min_samples, fpd_max_samples: FPD batch sizes; kpd_batch_size: KPD batch size;
+    fpd_floors: FPD and KPD of the reference halves too. classifier: options of the three classifier stages (repetitions included).
     """
 
     stages: tuple[str, ...] = STAGES
@@ -75,6 +75,7 @@ class EvaluationOptions:
     fpd_min_samples: int = 10_000
     fpd_max_samples: int = 50_000
     kpd_batch_size: int = 10_000
+    fpd_floors: bool = True
     classifier: ClassifierOptions = field(default_factory=ClassifierOptions)
 
 
@@ -108,6 +109,16 @@ class ProgressLog:
     def __call__(self, message: str) -> None:
         if self.enabled:
             print(f"[{time.perf_counter() - self.t0:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far, MB (None where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20) if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, kB on Linux
 
 
 def default_chunk_size(geometry: Geometry) -> int:
@@ -158,7 +169,8 @@ def _make_stage(name: str, options: EvaluationOptions, fx: FeatureExtractor, ref
     if name == "resolution":
         return ResolutionStage(energy_bins(reference.energies[:n_ref]), fx.index["etot_einc"])
     if name == "fpd":
-        return FPDStage(seed, options.fpd_min_samples, options.fpd_max_samples, options.kpd_batch_size, log)
+        return FPDStage(seed, options.fpd_min_samples, options.fpd_max_samples, options.kpd_batch_size, log,
+                        floors=options.fpd_floors)
     if name == "prdc":
         return PRDCStage(seed, options.prdc_max_events, log)
     if name == "cls-high":
@@ -198,8 +210,9 @@ def evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpti
     """Evaluate ``generated`` against ``reference`` showers (the same geometry) -> Result.
 
     Result.metrics: name -> {value, std[, floor]} of every selected stage (docs/metrics.md);
-    Result.info: geometry, events, seed, chunk_size, feature names, per-stage seconds and what
-    each stage held, notes. log: progress lines (e.g. ProgressLog(True)). feed: feeds every
+    Result.info: geometry, events, seed, chunk_size, feature names, per stage its seconds (its
+    share of the pass over the data and its compute), the CPU seconds of its compute, the process's
+    peak memory when it finished and what it held; notes. log: progress lines (e.g. ProgressLog(True)). feed: feeds every
     chunk to the stages instead of the local loop (calobench.metrics.distributed.DaskFeed).
     """
     from threadpoolctl import threadpool_limits
@@ -259,7 +272,7 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
 
     result = Result()
     result.info = {"geometry": geometry.name, "events": dict(zip(SAMPLES, sizes)),
-                   "stages": {"features": {"seconds": feature_seconds,
+                   "stages": {"features": {"seconds": feature_seconds, "peak_rss_MB_after": peak_rss_mb(),
                                            "holds": f"one chunk of at most {chunk_size} events"}},
                    "seed": options.seed, "repeats": options.classifier.repeats, "chunk_size": chunk_size,
                    "features": fx.names, "hlf": fx.hlf_names, "conditions": list(conditions), "notes": notes}
@@ -269,10 +282,12 @@ def _evaluate(generated: ShowerSet, reference: ShowerSet, options: EvaluationOpt
             # each stage's state (feature tables, high-level vectors) is released once computed
             stage = stages.pop(0)
             bar.update(stage=stage.name)
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             part = stage.compute()
             seconds[stage.name] += time.perf_counter() - t0
             result.include(part)
-            result.info["stages"][stage.name] = {"seconds": seconds[stage.name], **part.info["stages"][stage.name]}
+            result.info["stages"][stage.name] = {"seconds": seconds[stage.name],
+                                                 "compute_cpu_seconds": time.process_time() - cpu0,
+                                                 "peak_rss_MB_after": peak_rss_mb(), **part.info["stages"][stage.name]}
             bar.advance()
     return result
