@@ -75,6 +75,9 @@ def write_file(path: Path, n: int, seed: int, dataset: str = DATASET, chunk: int
 STAGE_CODE = """
 import json, resource, sys, time
 import calobench
+from calobench.allocator import return_freed_memory
+if json.loads(sys.argv[5]):
+    return_freed_memory()  # as calobench compare does (calobench/allocator.py)
 t = time.perf_counter()
 r = calobench.compare(sys.argv[1], sys.argv[2], metrics=sys.argv[3], repeats=1, progress=False,
                       **json.loads(sys.argv[4]))
@@ -84,9 +87,11 @@ print(json.dumps({"wall_s": wall, "peak_rss_MB": resource.getrusage(resource.RUS
 """
 
 
-def run_stage(gen: Path, ref: Path, stages: str, options: dict) -> dict:
-    """compare(gen, ref) with ``stages`` in a child process: wall_s, peak_rss_MB, stages, headline."""
-    out = subprocess.run([sys.executable, "-c", STAGE_CODE, str(gen), str(ref), stages, json.dumps(options)],
+def run_stage(gen: Path, ref: Path, stages: str, options: dict, compare_malloc: bool = True) -> dict:
+    """compare(gen, ref) with ``stages`` in a child process: wall_s, peak_rss_MB, stages, headline.
+    ``compare_malloc``: the child sets glibc's malloc as ``calobench compare`` does."""
+    out = subprocess.run([sys.executable, "-c", STAGE_CODE, str(gen), str(ref), stages, json.dumps(options),
+                          json.dumps(compare_malloc)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -101,6 +106,8 @@ def main() -> None:
     p.add_argument("--together-only", action="store_true",
                    help="skip the one-process-per-stage runs: only all stages but cls-low in one process "
                         "(per stage: its seconds, compute CPU seconds and the peak memory when it finished)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave glibc's malloc at its defaults (calobench compare sets a 1 MiB mmap threshold)")
     p.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = p.parse_args()
     folder = Path(args.dir)
@@ -111,15 +118,15 @@ def main() -> None:
             t = time.perf_counter()
             write_file(path, args.events, seed, args.dataset)
             print(f"wrote {path} in {time.perf_counter() - t:.0f} s", flush=True)
-    report = {"dataset": args.dataset, "events": args.events, "stages": {}}
+    report = {"dataset": args.dataset, "events": args.events, "compare_malloc": not args.default_malloc, "stages": {}}
     for stage in ([] if args.together_only else args.stages.split(",")):
         options = {"cls_min_steps": min(300, args.low_steps), "cls_max_steps": args.low_steps} if stage == "cls-low" else {}
-        res = run_stage(gen, ref, stage, options)
+        res = run_stage(gen, ref, stage, options, not args.default_malloc)
         report["stages"][stage] = res
         print(f"{stage:11s} wall {res['wall_s']:8.1f} s  peak RSS {res['peak_rss_MB']:8.0f} MB  "
               f"{json.dumps({k: round(v['seconds'], 1) for k, v in res['stages'].items()})}", flush=True)
     together = ",".join(s for s in args.stages.split(",") if s != "cls-low")
-    res = run_stage(gen, ref, together, {})
+    res = run_stage(gen, ref, together, {}, not args.default_malloc)
     report["all_but_cls_low"] = res
     print(f"all but cls-low: wall {res['wall_s']:.1f} s, peak RSS {res['peak_rss_MB']:.0f} MB", flush=True)
     for name, info in res["stages"].items():

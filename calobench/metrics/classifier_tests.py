@@ -315,20 +315,26 @@ class _Standardiser:
     def __init__(self, x: np.ndarray, clip: float) -> None:
         x = np.asarray(x, dtype=np.float64)
         finite = np.isfinite(x)
-        safe = np.where(finite, x, 0.0)
+        every_finite = bool(finite.all())  # the usual case: no masked copies (same values)
         count = np.maximum(finite.sum(axis=0), 1)
-        self.mean = safe.sum(axis=0) / count
-        var = (np.where(finite, x - self.mean, 0.0) ** 2).sum(axis=0) / count
-        self.std = np.sqrt(var)
+        self.mean = (x if every_finite else np.where(finite, x, 0.0)).sum(axis=0) / count
+        deviation = np.subtract(x, self.mean)
+        if not every_finite:
+            deviation[~finite] = 0.0
+        np.square(deviation, out=deviation)
+        self.std = np.sqrt(deviation.sum(axis=0) / count)
         self.std[~(self.std > 1e-12)] = 1.0
         self.clip = clip
 
     def __call__(self, x: np.ndarray):
+        """(n, d) float32 tensor of the clipped standardised x, with one float64 temporary."""
         import torch
 
-        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
-        z = np.nan_to_num(z, nan=0.0, posinf=self.clip, neginf=-self.clip)
-        return torch.from_numpy(np.clip(z, -self.clip, self.clip).astype(np.float32))
+        z = np.subtract(np.asarray(x, dtype=np.float64), self.mean)
+        z /= self.std
+        np.nan_to_num(z, copy=False, nan=0.0, posinf=self.clip, neginf=-self.clip)
+        np.clip(z, -self.clip, self.clip, out=z)
+        return torch.from_numpy(z.astype(np.float32))
 
 
 def dnn_test_v2(gen: Source, ref: Source, seed: int, opts: "ClassifierOptions",
@@ -430,13 +436,21 @@ def xgb_test(gen: np.ndarray, ref: np.ndarray, seed: int, opts: ClassifierOption
 
     block_opts = ClassifierOptions(max_events=opts.max_events, block_events=max(len(gen), len(ref)))
     blocks = _Blocks(Source.of_array(gen), Source.of_array(ref), seed, block_opts)
-    (xtr, ytr), (xte, yte), (xva, yva) = (blocks.read(0, s) for s in (0, 1, 2))
+    # each split is standardised as soon as it is read, so one float64 split is held at a time
+    xtr, ytr = blocks.read(0, 0)
+    scale = _Standardiser(xtr, opts.clip) if opts.protocol == "v2" else None
+
+    def prepared(x: np.ndarray) -> np.ndarray:
+        return scale(x).numpy() if scale is not None else x
+
+    xtr = prepared(xtr)
+    xte, yte = blocks.read(0, 1)
+    xte = prepared(xte)
+    xva, yva = blocks.read(0, 2)
+    xva = prepared(xva)
     if min(len(ytr), len(yte), len(yva)) < 2:
         return {"auc": float("nan"), "jsd": float("nan"), "failed": "too few events to train and test",
                 "events": blocks.n_use}
-    if opts.protocol == "v2":
-        scale = _Standardiser(xtr, opts.clip)
-        xtr, xte, xva = (scale(x).numpy() for x in (xtr, xte, xva))
     model = xgboost.XGBClassifier(n_estimators=opts.xgb_estimators, learning_rate=0.1, max_depth=6,
                                   tree_method="hist", random_state=seed, n_jobs=n_jobs,
                                   early_stopping_rounds=20, eval_metric="logloss")
@@ -464,10 +478,11 @@ def v2_low_level(x: np.ndarray, n_cells: int) -> np.ndarray:
     return out
 
 
-def v2_high_level(x: np.ndarray, names: list[str]) -> np.ndarray:
+def v2_high_level(x: np.ndarray, names: list[str], in_place: bool = False) -> np.ndarray:
     """v2 high-level input: layer energies and E_tot relative to E_inc (log10 E / E_inc), and
-    log10(E_tot / E_inc) where the vector lacks it; ``names`` are the columns of ``x``."""
-    out = np.array(x, dtype=np.float64)
+    log10(E_tot / E_inc) where the vector lacks it; ``names`` are the columns of ``x``. in_place:
+    x (float64) may be overwritten (no copy of the sample)."""
+    out = np.asarray(x, dtype=np.float64) if in_place else np.array(x, dtype=np.float64)
     log_einc = out[:, names.index("log10_einc")]
     relative = [j for j, n in enumerate(names) if n.startswith("log10_e_layer_")]
     if "log10_etot_einc" not in names and "log10_etot" in names:

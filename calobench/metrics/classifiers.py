@@ -56,13 +56,14 @@ class HighLevelDNNStage(HighLevelVectorStage):
         self.extractor, self.options, self.seed = extractor, options, seed
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
-        return v2_high_level(x, self.extractor.hlf_names) if self.options.protocol == "v2" else x
+        """The classifier's inputs from x, a copy of the vectors that this stage owns (overwritten)."""
+        return v2_high_level(x, self.extractor.hlf_names, in_place=True) if self.options.protocol == "v2" else x
 
     def test(self, gen: np.ndarray, ref: np.ndarray, seed: int) -> dict:
         return dnn_test(Source.of_array(gen), Source.of_array(ref), seed, self.options, progress=self.log)
 
     def compute(self) -> Result:
-        gen, ref = (self.inputs(self.vectors.array(s)) for s in (GENERATED, REFERENCE))
+        gen, ref = (self.inputs(x) for x in self.take_arrays())
         runs = []
         for r in range(self.options.repeats):
             self.log(f"{self.name}: run {r + 1}/{self.options.repeats}")

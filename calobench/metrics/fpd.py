@@ -34,7 +34,7 @@ from scipy.optimize import curve_fit
 from scipy.stats import iqr
 
 from calobench.metrics.result import Result
-from calobench.metrics.stage import GENERATED, REFERENCE, HighLevelVectorStage, Log, quiet
+from calobench.metrics.stage import HighLevelVectorStage, Log, quiet
 
 # Largest |normalised feature| for which the covariance products (FPD) and the kernel dot
 # products (KPD) run in float32. Normalised reference features are within [-1, 1]; a generated
@@ -53,6 +53,14 @@ def normalise(real: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray
     maxes = np.max(np.abs(real), axis=0)
     maxes[maxes == 0] = 1.0
     return real / maxes, gen / maxes
+
+
+def normalise_in_place(real: np.ndarray, gen: np.ndarray) -> None:
+    """``normalise`` without copies: both float64 arrays divided in place (the same values)."""
+    maxes = np.max(np.abs(real), axis=0)
+    maxes[maxes == 0] = 1.0
+    real /= maxes
+    gen /= maxes
 
 
 def _sqrt_psd(c: np.ndarray) -> np.ndarray:
@@ -121,7 +129,7 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
     if normalise_features:
         x, y = normalise(x, y)
     batches = (1.0 / np.linspace(1.0 / min_samples, 1.0 / max_samples, num_points)).astype("int32")
-    float32 = normalise_features and float32_safe(x, y)
+    float32 = float32_safe(x, y)  # bounded values (normalised, or already small): float32 products
     rng = np.random.default_rng(seed)
     vals, points_all = [], []
     for size in batches:
@@ -268,18 +276,24 @@ class FPDStage(HighLevelVectorStage):
         self.min_samples, self.max_samples, self.kpd_batch_size = min_samples, max_samples, kpd_batch_size
 
     def _distances(self, ref: np.ndarray, gen: np.ndarray, kpd_batches: int = 10) -> tuple[tuple, tuple]:
+        """FPD and KPD of ``gen`` against ``ref``, both already normalised (``normalise``)."""
         n_min = min(len(gen), len(ref))
         lo, hi = min(self.min_samples, n_min), min(self.max_samples, n_min)
-        return (fpd(ref, gen, min_samples=lo, max_samples=max(hi, lo), seed=self.seed),
-                kpd(ref, gen, batch_size=min(self.kpd_batch_size, n_min), seed=self.seed, num_batches=kpd_batches))
+        return (fpd(ref, gen, min_samples=lo, max_samples=max(hi, lo), seed=self.seed, normalise_features=False),
+                kpd(ref, gen, batch_size=min(self.kpd_batch_size, n_min), seed=self.seed, num_batches=kpd_batches,
+                    normalise_features=False))
 
     def compute(self) -> Result:
-        gen, ref = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
+        # The stage owns these copies of the vectors: the floor's halves are normalised copies
+        # (half the reference), then the samples themselves are normalised in place (the values of
+        # fpd()/kpd()'s own normalisation, bit for bit, without another copy of both samples).
+        gen, ref = (x.astype(np.float64, copy=False) for x in self.take_arrays())
         self.log(f"FPD and KPD on {len(gen)} + {len(ref)} events")
-        (fpd_value, fpd_std), (kpd_value, kpd_std) = self._distances(ref, gen)
         fpd_floor = kpd_floor = None
         if self.floors and len(ref) // 2 >= 50:
-            (fpd_floor, _), (kpd_floor, _) = self._distances(ref[0::2], ref[1::2], kpd_batches=5)
+            (fpd_floor, _), (kpd_floor, _) = self._distances(*normalise(ref[0::2], ref[1::2]), kpd_batches=5)
+        normalise_in_place(ref, gen)
+        (fpd_value, fpd_std), (kpd_value, kpd_std) = self._distances(ref, gen)
         result = Result(info=self.holds())
         result.add("fpd", fpd_value, fpd_std, fpd_floor)
         result.add("kpd", kpd_value, kpd_std, kpd_floor)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from calobench.metrics.result import Result
-from calobench.metrics.stage import GENERATED, REFERENCE, HighLevelVectorStage, Log, quiet
+from calobench.metrics.stage import HighLevelVectorStage, Log, quiet
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -70,7 +70,7 @@ class PRDCStage(HighLevelVectorStage):
         return prdc((r - mu) / sd, (g - mu) / sd, k=5)
 
     def compute(self) -> Result:
-        ref, gen = self.vectors.array(REFERENCE), self.vectors.array(GENERATED)
+        gen, ref = self.take_arrays()
         n_r, n_g = min(len(ref), self.max_events), min(len(gen), self.max_events)
         self.log(f"PRDC on {n_r} + {n_g} events")
         values = self._prdc(ref, gen, 3)

@@ -123,6 +123,16 @@ class HighLevelVectorStage(Stage):
     def __init__(self, log: Log = quiet) -> None:
         self.log = log
         self.vectors = EventRows()
+        self.taken_bytes = 0
+
+    def take_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(generated, reference) vectors, each (events, d) in event order, as new arrays; the stage
+        holds them no more (``compute`` consumes its state), so that the last stage needing the
+        vectors (each stage keeps a reference to the same chunk rows) frees them before its work."""
+        self.taken_bytes = self.vectors.nbytes
+        arrays = self.vectors.array(GENERATED), self.vectors.array(REFERENCE)
+        self.vectors = EventRows()
+        return arrays
 
     def update(self, chunk: Chunk) -> None:
         self.vectors.add(chunk, chunk.hlf)
@@ -133,4 +143,5 @@ class HighLevelVectorStage(Stage):
 
     def holds(self, detail: str = "") -> dict:
         """Result.info of what the state held."""
-        return {"stages": {self.name: {"holds": f"high-level vectors, {self.vectors.nbytes / 1e6:.1f} MB{detail}"}}}
+        held = max(self.vectors.nbytes, self.taken_bytes)
+        return {"stages": {self.name: {"holds": f"high-level vectors, {held / 1e6:.1f} MB{detail}"}}}

@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from calobench.allocator import return_freed_memory
     from calobench.api import compare
 
     for flag in ("workers", "repeats", "cls_epochs", "cls_max_steps", "max_events", "cls_max_events", "cls_hidden"):
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise CalobenchError(f"--{flag.replace('_', '-')}: expected a positive number, found {value}")
     tree, branches, _ = root_options(args, args.generated, args.reference)
+    return_freed_memory()  # this process holds a few large arrays: freed ones go back (calobench/allocator.py)
     result = compare(args.generated, args.reference, dataset=args.dataset, metrics=args.metrics,
                      repeats=args.repeats, seed=args.seed, json_path=args.json_path, report_dir=args.report_dir,
                      progress=not args.quiet, max_events=args.max_events, cls_protocol=args.cls_protocol,
