@@ -203,3 +203,21 @@ def test_table_round_trip_and_no_std_marker():
     assert again.markdown() == table.markdown()
     assert not table.has_std("precision") and table.has_std("sep_etot_einc")
     assert "| `precision` | yes* |" in table.markdown() or "| `precision` | no* |" in table.markdown()
+
+
+def test_every_dataset_with_a_reference_has_a_published_power_table_of_this_metrics_version():
+    from pathlib import Path
+
+    from calobench.datasets.registry import dataset_names, get_dataset
+    from calobench.metrics import METRICS_VERSION
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    page = (docs / "power-tables.md").read_text()
+    with_reference = [name for name in dataset_names() if get_dataset(name).has_embedded]
+    assert {"stcf11x11", "bes3-11x11", "darkshine", "cepc", "calochallenge-2", "calochallenge-3"} <= set(with_reference)
+    for name in with_reference:
+        table = json.loads((docs / "power-tables" / f"{name}.json").read_text())
+        assert table["dataset"] == name
+        assert table["benchmark_version"].endswith(f"/metrics-v{METRICS_VERSION}"), name
+        assert set(table["cases"]) >= set(DISTORTIONS), name
+        assert f"\n## {name}\n" in page and f"(power-tables/{name}.json)" in page, name
