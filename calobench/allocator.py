@@ -15,8 +15,8 @@ threshold rises to the size of every mmapped block freed (up to 32 MiB), after w
 that size come from the heap and the heap cannot shrink past the live blocks above them. On
 100 000 vs 100 000 calochallenge-2-shaped showers (all stages but cls-low,
 ``benchmarks/studies/compare_memory.py --together-only``) the peak RSS was 3160 MB with the
-defaults and 2295 MB with ``return_freed_memory()`` (a fixed 1 MiB threshold), same values, same
-wall time within noise (379 s and 355 s).
+defaults and 2291 MB with ``return_freed_memory()`` (a fixed 1 MiB threshold), same values, no
+slower (379 s beside a selftest, 313 s alone; docs/performance.md).
 
 Both settings are process-wide and permanent (glibc has no getter to restore the defaults), so
 only the processes that own their lifetime call them: ``calobench run`` and ``calobench time``
