@@ -14,7 +14,7 @@ from calobench.data.showerfile import ShowerFileReader
 from calobench.datasets import get_geometry
 from calobench.metrics.evaluate import aligned_chunk_size, read_ahead
 from calobench.metrics.features import feature_extractor
-from calobench.metrics.fpd import float32_safe, mmd_poly_batches, resample_moments, weighted_kernel_sums
+from calobench.metrics.fpd import ShiftedRows, float32_safe, mmd_poly_batches, resample_moments, weighted_kernel_sums
 from calobench.metrics.histograms import (HistogramState, _bin_index, _spacing, fill_events, poisson_weights)
 
 
@@ -72,6 +72,20 @@ def test_resample_moments_equal_numpy_of_the_resample():
     np.testing.assert_allclose(mean32, mean, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cov32, plain, rtol=0, atol=1e-6 * np.abs(plain).max())
     assert not np.allclose(np.cov(x[index][:-1], rowvar=False), plain, rtol=0, atol=1e-6 * np.abs(plain).max())
+
+
+def test_shifted_rows_give_the_resample_moments_to_float32_precision():
+    rng = np.random.default_rng(5)
+    # a feature far from zero with a small spread: the shift keeps its float32 rows precise
+    x = rng.normal(size=(500, 6)) * np.array([1, 2, 3, 0.01, 5, 6]) + np.array([0, 0, 0, 3.0, 0, 0])
+    index = rng.choice(len(x), size=700)
+    mean, cov = resample_moments(x, index)
+    mean32, cov32 = ShiftedRows(x).moments(index)
+    np.testing.assert_allclose(mean32, mean, rtol=0, atol=1e-6 * np.abs(x).max())
+    scale = np.sqrt(np.outer(np.diag(cov), np.diag(cov)))  # each entry against its own features' spread
+    assert np.max(np.abs(cov32 - cov) / scale) < 1e-5
+    # and clearly different from the covariance without one event
+    assert np.max(np.abs(np.cov(x[index][:-1], rowvar=False) - cov) / scale) > 1e-5
 
 
 def _mmd_plain(a: np.ndarray, b: np.ndarray) -> float:
