@@ -225,7 +225,13 @@ def main_run(args: argparse.Namespace) -> None:
     if not (env / "venv" / "bin" / "python").exists() or not (env / "run" / "evaluate.py").exists():
         fail(f"{env}: evaluate.py is not set up; run: python {sys.argv[0]} setup --source SOURCE "
              "(a clone or the git URL of the CaloChallenge homepage repository)")
-    gen, ref = write_pair(out, args.events)
+    # in a child process: a child's peak RSS (wait4's ru_maxrss) starts from its parent's at fork,
+    # so this process must not hold the showers it writes
+    code = (f"import sys; sys.path[:0] = [{str(HERE)!r}, {str(HERE / 'studies')!r}]; "
+            f"from bench_vs_evaluate import write_pair; from pathlib import Path; "
+            f"print(*write_pair(Path({str(out)!r}), {int(args.events)}))")
+    gen, ref = (Path(x) for x in subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                                text=True).stdout.split())
     n, e1, e2 = args.events, args.epochs_short, args.epochs_long
     print(f"# {n} vs {n} events, dataset-2 shape, generated cells x{SCALE}; OMP_NUM_THREADS=1; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
