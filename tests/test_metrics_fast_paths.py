@@ -176,3 +176,21 @@ def test_frechet_distance_known_answers_with_and_without_constant_features():
     plain = np.trace(s1) + np.trace(s2) - 2.0 * np.trace(sqrtm(s1 @ s2)).real
     assert frechet_distance(mu1, s1, mu1, s2) == pytest.approx(plain, rel=1e-7)
     assert frechet_distance(mu1, s2, mu1, s1) == pytest.approx(plain, rel=1e-7)
+
+
+def test_standardiser_by_pieces_equals_one_piece(monkeypatch):
+    from calobench.metrics.classifier_tests import _Standardiser
+
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(300, 5)) * [1, 10, 0.1, 3, 0] + [0, 5, -2, 1, 7]).astype(np.float32)
+    x[3, 1], x[10, 2] = np.inf, np.nan
+    whole = _Standardiser(x, 6.0)
+    monkeypatch.setattr(_Standardiser, "PIECE_BYTES", 8 * 5 * 64)  # 64 rows per piece
+    pieces = _Standardiser(x, 6.0)
+    np.testing.assert_allclose(pieces.mean, whole.mean, rtol=1e-12)
+    np.testing.assert_allclose(pieces.std, whole.std, rtol=1e-12)
+    out_whole, out_pieces = whole(x).numpy(), pieces(x).numpy()
+    np.testing.assert_allclose(out_pieces, out_whole, rtol=1e-6, atol=1e-6)
+    # known answers: the constant column maps to 0, the non-finite values to the clip bounds / 0
+    assert np.all(out_pieces[:, 4] == 0) and out_pieces[3, 1] == 6.0 and out_pieces[10, 2] == 0.0
+    assert abs(out_pieces[:, 0].mean()) < 1e-6 and abs(out_pieces[:, 0].std() - 1) < 1e-5
