@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+import calobench
 from calobench.api import compare
 from calobench.data.geometry import make_grid
 from calobench.datasets import get_geometry
@@ -22,6 +23,7 @@ from calobench.metrics.fpd import FPDStage
 from calobench.metrics.histograms import HistogramStage, spectrum_edges
 from calobench.metrics.prdc import PRDCStage
 from calobench.metrics.resolution import ResolutionStage, energy_bins
+from calobench.metrics.classifier_tests import v2_low_level
 from calobench.metrics.stage import GENERATED, REFERENCE, Chunk
 
 
@@ -113,3 +115,26 @@ def test_features_and_binning_ask_the_geometry():
 def test_import_calobench_does_not_load_the_metrics():
     code = "import sys, calobench; sys.exit(any(m.startswith(('sklearn', 'calobench.metrics')) for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("dataset", ["stcf11x11", "calochallenge-2", "cepc"])
+def test_low_level_inputs_read_in_pieces_equal_one_read(dataset, monkeypatch):
+    """cls-low reads its inputs piece by piece (bounded float64 temporaries): every row, and
+    every even / odd row of the floor's halves, is what one read of the block gives."""
+    import calobench.metrics.classifiers as classifiers
+
+    ss = calobench.load(dataset).slice(0, 61)
+    fx = feature_extractor(ss.geometry)
+    stage = LowLevelDNNStage(fx, ClassifierOptions(), seed=0)
+    whole = [stage._source(ss, 61), stage._source(ss, 61, 0), stage._source(ss, 61, 1)]
+    expected = [s.read(0, s.n) for s in whole]
+    # one whole read against the plain transform of the slice, a known answer
+    n_cells = fx.low_dim - 1 - len(fx.condition_names)
+    np.testing.assert_array_equal(expected[0], v2_low_level(fx.low_level(ss), n_cells))
+    np.testing.assert_array_equal(expected[1], expected[0][0::2])
+    np.testing.assert_array_equal(expected[2], expected[0][1::2])
+    monkeypatch.setattr(classifiers, "LOW_LEVEL_PIECE_BYTES", 8 * fx.low_dim * 6)  # 6 events per piece
+    pieces = [stage._source(ss, 61), stage._source(ss, 61, 0), stage._source(ss, 61, 1)]
+    for source, want in zip(pieces, expected):
+        np.testing.assert_array_equal(source.read(0, source.n), want)
+        np.testing.assert_array_equal(source.read(3, 17), want[3:17])

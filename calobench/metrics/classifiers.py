@@ -44,6 +44,10 @@ def _halves(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- stages ----------------------------------------------------------------------------------
+
+#: float64 bytes of one piece of the low-level inputs read at a time (LowLevelDNNStage._source)
+LOW_LEVEL_PIECE_BYTES = 64e6
+
 class HighLevelDNNStage(HighLevelVectorStage):
     """``cls-high``: ``auc_high``, ``jsd_high`` of the DNN on the high-level vectors (v2: relative
     energies, ``v2_high_level``), with the floor of the reference halves."""
@@ -128,14 +132,25 @@ class LowLevelDNNStage(Stage):
         n_cells = fx.low_dim - 1 - len(fx.condition_names)
         v2 = self.options.protocol == "v2"
 
-        def rows(a: int, b: int) -> np.ndarray:
-            x = fx.low_level(ss.slice(a, b))
-            return v2_low_level(x, n_cells) if v2 else x
+        # events per piece: the float64 temporaries of one piece stay within LOW_LEVEL_PIECE_BYTES
+        # (dataset 3: 196 events of 40 500 cells); even, so that every piece starts on the parity
+        piece = max(2, int(LOW_LEVEL_PIECE_BYTES // (8 * fx.low_dim)) // 2 * 2)
+
+        def rows(a: int, b: int, step: int = 1) -> np.ndarray:
+            """float32 inputs of events a, a + step, ... < b, computed piece by piece (each row on
+            its own: the same values in any number of pieces)."""
+            out = np.empty((len(range(a, b, step)), fx.low_dim), dtype=np.float32)
+            done = 0
+            for lo in range(a, b, piece):
+                x = fx.low_level(ss.slice(lo, min(lo + piece, b)))[::step]
+                out[done:done + len(x)] = v2_low_level(x, n_cells) if v2 else x
+                done += len(x)
+            return out
 
         if parity is None:
             return Source(n, fx.low_dim, rows)
         return Source((n + 1 - parity) // 2, fx.low_dim,
-                      lambda a, b: rows(2 * a + parity, min(2 * b + parity, n))[0::2])
+                      lambda a, b: rows(2 * a + parity, min(2 * b + parity, n), 2))
 
     def compute(self) -> Result:
         fx = self.extractor
