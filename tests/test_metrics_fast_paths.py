@@ -194,3 +194,18 @@ def test_standardiser_by_pieces_equals_one_piece(monkeypatch):
     # known answers: the constant column maps to 0, the non-finite values to the clip bounds / 0
     assert np.all(out_pieces[:, 4] == 0) and out_pieces[3, 1] == 6.0 and out_pieces[10, 2] == 0.0
     assert abs(out_pieces[:, 0].mean()) < 1e-6 and abs(out_pieces[:, 0].std() - 1) < 1e-5
+
+
+def test_read_blocks_of_wide_inputs_are_bounded():
+    from calobench.metrics.classifier_tests import BLOCK_BYTES, ClassifierOptions, Source, _Blocks
+
+    def source(n: int, dim: int) -> Source:
+        return Source(n, dim, lambda a, b: np.zeros((b - a, dim), np.float32))
+
+    opts = ClassifierOptions()
+    # dataset 3's cells: 2048-event blocks at 100k (not 4096: 663 MB per sample), one block at 2000
+    assert _Blocks(source(100_000, 40_501), source(100_000, 40_501), 0, opts).n_blocks == 49
+    assert _Blocks(source(2000, 40_501), source(2000, 40_501), 0, opts).n_blocks == 1
+    # narrower inputs keep block_events (dataset 2's cells, the high-level vectors)
+    assert _Blocks(source(100_000, 6481), source(100_000, 6481), 0, opts).n_blocks == 25
+    assert 4096 * 6481 * 4 <= BLOCK_BYTES

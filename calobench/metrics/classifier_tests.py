@@ -66,7 +66,7 @@ class Source:
 class ClassifierOptions:
     """protocol: "v2" or "challenge" (module docstring); hidden / n_layer: network size; lr: Adam
     learning rate; batch_size: mini-batch (None: v2's rule); block_events: events per read block
-    of each sample; max_events: use at most this many events per sample; repeats: runs of each
+    of each sample (fewer, down to MIN_BLOCK_EVENTS, where a block would exceed BLOCK_BYTES); max_events: use at most this many events per sample; repeats: runs of each
     classifier stage; xgb_estimators: trees of cls-xgb at most; floors: also run each test once
     between the reference halves.
     challenge only: epochs (maximum), patience (epochs without a better test accuracy; None: never).
@@ -124,6 +124,12 @@ def _split(n_src: int, n_use: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+#: float32 bytes of one sample's read block at most (for inputs wider than 15 625 columns)
+BLOCK_BYTES = 256e6
+#: events of a read block at least
+MIN_BLOCK_EVENTS = 2048
+
+
 class _Blocks:
     """Paired blocks of the two samples and their split labels."""
 
@@ -134,7 +140,10 @@ class _Blocks:
             n_use = min(n_use, opts.max_events)
         self.gen, self.ref = gen, ref
         self.split_g, self.split_r = _split(gen.n, n_use, rng), _split(ref.n, n_use, rng)
-        self.n_blocks = max(1, int(np.ceil(max(gen.n, ref.n) / opts.block_events)))
+        # wide inputs (dataset 3's 40 500 cells) get smaller blocks: at most BLOCK_BYTES of float32
+        # per sample, but never under MIN_BLOCK_EVENTS (batches still drawn from many events)
+        per_block = min(opts.block_events, max(MIN_BLOCK_EVENTS, int(BLOCK_BYTES // (4 * max(1, gen.dim)))))
+        self.n_blocks = max(1, int(np.ceil(max(gen.n, ref.n) / per_block)))
         self.bg = int(np.ceil(gen.n / self.n_blocks))
         self.br = int(np.ceil(ref.n / self.n_blocks))
         self.n_use = n_use
