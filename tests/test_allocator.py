@@ -27,9 +27,14 @@ print(faults() - start)
 """
 
 
-def minor_faults(mode: str) -> int:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip())
+def child_figure(code: str, mode: str) -> float:
+    """The number a child process running ``code`` with argument ``mode`` prints."""
+    out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def minor_faults(mode: str) -> float:
+    return child_figure(CHILD, mode)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
@@ -65,8 +70,7 @@ print(rss_mb() - start)
 
 
 def resident_after_free_mb(mode: str) -> float:
-    out = subprocess.run([sys.executable, "-c", RETURN_CHILD, mode], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
+    return child_figure(RETURN_CHILD, mode)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
