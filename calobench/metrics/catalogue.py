@@ -133,7 +133,7 @@ PATTERNS: tuple[Pattern, ...] = (
             "Frechet physics distance of the high-level vectors (0 identical)",
             f"{_MULTI_SOURCE}; Kansal et al., arXiv:2211.10295 (jetnet 0.2.5)"),
     Pattern("kpd", r"kpd", "fpd", LOWER,
-            "kernel physics distance (unbiased MMD, cubic kernel) of the high-level vectors (about 0 identical)",
+            "kernel physics distance (unbiased MMD, polynomial kernel (x.y / d + 1)^4) of the high-level vectors (about 0 identical)",
             f"{_MULTI_SOURCE}; Kansal et al., arXiv:2211.10295 (jetnet 0.2.5)"),
     Pattern("precision", r"precision", "prdc", HIGHER,
             "fraction of generated events inside the reference's k=5 neighbourhoods (fidelity)",
