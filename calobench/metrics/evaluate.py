@@ -121,10 +121,19 @@ def peak_rss_mb() -> float | None:
     return round(peak / (1 << 20) if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, kB on Linux
 
 
+#: Bytes of float32 showers per read. Small enough that a chunk's float64 working copies
+#: (~2 x CHUNK_BYTES) stay below glibc's mmap threshold (32 MiB) and reuse freed heap memory,
+#: instead of mapping and zeroing fresh pages for every chunk (64 MB chunks cost 2.5 s of system
+#: time in the dataset-2 hist stage at 20k vs 20k, 16 MB ones 1.2 s; docs/performance.md).
+CHUNK_BYTES = 16 << 20
+#: Fewest events per read (dataset 3's 40 500 cells: 103 events in CHUNK_BYTES).
+MIN_CHUNK_EVENTS = 64
+
+
 def default_chunk_size(geometry: Geometry) -> int:
-    """Events per read: about 64 MB of float32 showers (2000 cells assumed for point clouds)."""
+    """Events per read: about CHUNK_BYTES of float32 showers (2000 cells assumed for point clouds)."""
     cells = geometry.n_cells or 2000
-    return max(256, (64 << 20) // (4 * cells))
+    return max(MIN_CHUNK_EVENTS, CHUNK_BYTES // (4 * cells))
 
 
 def aligned_chunk_size(size: int, samples: tuple[ShowerSet, ...]) -> int:
