@@ -86,6 +86,13 @@ def test_shifted_rows_give_the_resample_moments_to_float32_precision():
     assert np.max(np.abs(cov32 - cov) / scale) < 1e-5
     # and clearly different from the covariance without one event
     assert np.max(np.abs(np.cov(x[index][:-1], rowvar=False) - cov) / scale) > 1e-5
+    # the gathered-row buffer is reused: a smaller resample after a larger one, and the larger
+    # one again, equal the moments of a fresh ShiftedRows
+    rows = ShiftedRows(x)
+    small = rng.choice(len(x), size=50)
+    for idx in (index, small, index):
+        for got, want in zip(rows.moments(idx), ShiftedRows(x).moments(idx)):
+            np.testing.assert_array_equal(got, want)
 
 
 def _mmd_plain(a: np.ndarray, b: np.ndarray) -> float:
@@ -209,3 +216,17 @@ def test_read_blocks_of_wide_inputs_are_bounded():
     # narrower inputs keep block_events (dataset 2's cells, the high-level vectors)
     assert _Blocks(source(100_000, 6481), source(100_000, 6481), 0, opts).n_blocks == 25
     assert 4096 * 6481 * 4 <= BLOCK_BYTES
+
+
+def test_histogram_stages_do_not_import_scikit_learn():
+    """scikit-learn (~1.5 s of CPU to import) is imported by the classifier stages only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, calobench, calobench.metrics, calobench.metrics.evaluate, calobench.api; "
+            "print('sklearn' in sys.modules); "
+            "from calobench.metrics.classifier_tests import _scores; "
+            "_scores(np.array([0, 1.0]), np.array([0.2, 0.7]), np.array([0, 1.0]), np.array([0.1, 0.9])); "
+            "print('sklearn' in sys.modules)").replace("np.", "__import__('numpy').")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
