@@ -7,7 +7,7 @@ import pytest
 
 import calobench
 from calobench.selftest.distortions import energy_scale
-from calobench.metrics.equivalent_statistics import KOLMOGOROV_MEAN, equivalent_events, ks_excess, summary
+from calobench.metrics.equivalent_statistics import KOLMOGOROV_MEAN, equivalent_events, ks_distance, ks_excess, summary
 
 
 def test_known_answer_inverts_the_noise_model():
@@ -39,3 +39,18 @@ def test_compare_reports_it_and_ranks_distortions():
                                                                 ("x1.05", energy_scale(1.05)(a, None))]}
     assert values["same"] == 3000.0
     assert values["x1.05"] < values["x1.02"] < 300
+
+
+def test_ks_distance_equals_scipy_with_ties_and_different_sizes():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(4)
+    cases = [(rng.normal(size=300), rng.normal(0.3, 1.0, size=200)),
+             (rng.integers(0, 5, size=400).astype(float), rng.integers(0, 6, size=333).astype(float)),  # ties
+             (np.zeros(50), np.zeros(70)),  # identical: 0
+             (np.zeros(10), np.ones(10)),  # disjoint: 1
+             (rng.normal(size=1), rng.normal(size=5))]
+    for g, r in cases:
+        assert ks_distance(g, r) == ks_2samp(g, r, method="asymp").statistic
+    assert ks_distance(np.zeros(50), np.zeros(70)) == 0.0
+    assert ks_distance(np.zeros(10), np.ones(10)) == 1.0
