@@ -19,6 +19,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_generation() -> str | None:
+    """Vendor, family and model numbers of the CPU (from /proc/cpuinfo on Linux, else None):
+    e.g. 'AuthenticAMD family 26 model 2'. Virtual machines often report a bare model name
+    ('AMD EPYC') for CPUs of different generations, whose vector units round differently."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break
+    except OSError:
+        return None
+    if len(fields) < 3:
+        return None
+    return f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']}"
+
+
 def available_devices() -> list[str]:
     """'cpu', plus 'cuda' and 'mps' when torch reports them available."""
     devices = ["cpu"]

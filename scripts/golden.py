@@ -12,10 +12,13 @@ Two kinds of golden output:
 
 Recorded before the restructure of issue 13 (metrics-v1) and checked identical after it; recorded
 again with metrics-v2 (the classifier protocol v2 and the floors moved the classifier values and
-added floor keys; every other value stayed the same).
+added floor keys; every other value stayed the same). Recorded again on 2026-12-04 from unchanged
+code (commit 5f77860) on a machine that named itself 'AMD EPYC' like the first but was another
+generation (family 26): its BLAS rounding moved FPD and KPD and one trained model (nnls-cgan), so
+the machine record now names the CPU generation and the kernels BLAS and torch chose.
 
-On the machine that recorded them (tests/golden/machine.json: CPU model and the versions of the
-numerical libraries) values must agree to a relative 1e-9 (bit for bit is the expectation; the
+On the machine that recorded them (tests/golden/machine.json: CPU model and generation, BLAS and
+torch kernels, the versions of the numerical libraries) values must agree to a relative 1e-9 (bit for bit is the expectation; the
 tolerance is there for summation-order changes, which must then be named in the change).
 
 On another machine the floating-point rounding of BLAS/LAPACK and of torch differs (seen between
@@ -25,7 +28,9 @@ of their std). There the check is *portable*: the compare cases agree to a relat
 (classifier AUC/JSD to 0.01 absolute; the std of a fitted resolution term to 5 %, seen 2 %;
 resolution terms that either record marks ``unreliable`` are not compared: their value is not
 determined by the data; FPD and KPD, whose products are float32 where the features allow it
-(issue 19), to a thousandth of their std, and their std to a relative 1e-3); the model cases keep their
+(issue 19), to a quarter of their std (seen between the two AMD EPYC generations: FPD 0.002 std,
+a floor of KPD, a near-cancelling sum over a few hundred showers, 0.18 std), and their std to a
+relative 1e-3); the model cases keep their
 structure (the same metrics, the same failed ones, the same finite ones), their numbers are only
 compared on the recording machine.
 """
@@ -50,15 +55,17 @@ PORTABLE_RTOL = 1e-5
 CLASSIFIER_ATOL = 0.01
 RESOLUTION_STD_RTOL = 0.05
 STD_RTOL = 1e-3
+FLOAT32_STD_FRACTION = 0.25
 MACHINE_FILE = "machine.json"
 LIBRARIES = ("numpy", "scipy", "torch", "sklearn", "xgboost", "h5py")
 
 
 def machine() -> dict:
-    """What decides the floating-point rounding: CPU model, architecture, Python and library versions."""
+    """What decides the floating-point rounding: CPU model and generation, the kernels BLAS and
+    torch chose for it, architecture, Python and library versions."""
     import importlib
 
-    from calobench.hardware import cpu_name
+    from calobench.hardware import cpu_generation, cpu_name
 
     versions = {}
     for name in LIBRARIES:
@@ -66,7 +73,26 @@ def machine() -> dict:
             versions[name] = importlib.import_module(name).__version__
         except ImportError:
             versions[name] = None
-    return {"cpu": cpu_name(), "arch": platform.machine(), "python": platform.python_version(), **versions}
+    return {"cpu": cpu_name(), "cpu_generation": cpu_generation(), "blas_core": blas_core(),
+            "torch_cpu_capability": torch_cpu_capability(), "arch": platform.machine(),
+            "python": platform.python_version(), **versions}
+
+
+def blas_core() -> str | None:
+    """The kernel set numpy's BLAS chose at run time (threadpoolctl: OpenBLAS 'Haswell',
+    'SkylakeX', 'Zen', ...): it decides the rounding of FPD's and KPD's products."""
+    import numpy  # noqa: F401 (loads the BLAS that threadpoolctl inspects)
+    from threadpoolctl import threadpool_info  # scikit-learn's dependency
+
+    found = {f"{i.get('internal_api')} {i.get('architecture')}" for i in threadpool_info() if i.get("user_api") == "blas"}
+    return ", ".join(sorted(found)) or None
+
+
+def torch_cpu_capability() -> str | None:
+    """The vector instruction set torch's CPU kernels use ('AVX2', 'AVX512', ...)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def recorded_machine() -> dict | None:
@@ -188,10 +214,10 @@ def portable_differences(golden: dict, new: dict, name: str) -> list[str]:
             elif key.startswith("resolution_") and f == "std":
                 ok = _close(x, y, RESOLUTION_STD_RTOL)  # curve_fit's covariance at the last iterate
             elif key in ("fpd", "kpd"):
-                # float32 products where the features allow it (calobench/metrics/fpd.py): within a
-                # thousandth of the recorded std
+                # float32 products where the features allow it (calobench/metrics/fpd.py): the value
+                # and the floor within a fraction of the recorded std, the std to a relative 1e-3
                 std = abs(_num(ra.get("std")))
-                ok = _close(x, y, STD_RTOL) if f == "std" else _close(x, y, PORTABLE_RTOL, STD_RTOL * std)
+                ok = _close(x, y, STD_RTOL) if f == "std" else _close(x, y, PORTABLE_RTOL, FLOAT32_STD_FRACTION * std)
             else:
                 ok = _close(x, y, PORTABLE_RTOL)
             if not ok:

@@ -15,6 +15,7 @@ from calobench.datasets import get_geometry
 from calobench.metrics.evaluate import aligned_chunk_size, read_ahead
 from calobench.metrics.features import feature_extractor
 from calobench.metrics.fpd import ShiftedRows, float32_safe, mmd_poly_batches, resample_moments, weighted_kernel_sums
+from calobench.metrics.distances import DISTANCES, chi2_ndf
 from calobench.metrics.histograms import (HistogramState, _bin_index, _spacing, fill_events, poisson_weights)
 
 
@@ -32,6 +33,79 @@ def test_bin_index_equals_binary_search(edges, dtype):
                              [0.0, -1.0, np.inf, -np.inf, 1e30]]).astype(dtype)
     got = _bin_index(edges, values, _spacing(edges))
     np.testing.assert_array_equal(got, _searched(edges, values))
+
+
+def _hostile_float32(edges: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float32 values around and on the edges, signed zeros, huge values, NaN and infinities."""
+    e32 = edges.astype(np.float32)
+    return np.concatenate([rng.normal(1.0, 2.0, 20000), np.exp(rng.normal(0.0, 4.0, 20000)), -np.exp(rng.normal(0.0, 4.0, 2000)),
+                           edges, e32, np.nextafter(e32, np.float32(-np.inf)), np.nextafter(e32, np.float32(np.inf)),
+                           [0.0, -0.0, -1.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-45, 3.4e38]]).astype(np.float32)
+
+
+@pytest.mark.parametrize("edges", [np.logspace(np.log10(0.015), np.log10(3e4), 50), np.linspace(0.5, 1.5, 101),
+                                   np.linspace(-3.0, 3.0, 31), np.array([0.0, 1.0, 3.0, 7.0]),
+                                   np.array([1.0, np.nextafter(np.float32(1.0), np.float32(2.0)), 1.5])])
+@pytest.mark.parametrize("clip", [False, True])
+def test_float32_lookup_bins_equal_the_searched_bins(edges, clip):
+    values = _hostile_float32(edges, np.random.default_rng(2))
+    assert values.dtype == np.float32 and len(values) >= 4096  # the lookup path
+    state = HistogramState(edges, 2, clip=clip)
+    expected = _searched(edges, values)
+    nb = len(edges) - 1
+    if clip:
+        expected = np.clip(expected, 0, nb - 1)
+    else:
+        expected[(expected < 0) | (expected >= nb)] = -1
+    expected[np.searchsorted(edges, values.astype(np.float64), side="right") == len(edges)] = nb - 1 if clip else -1
+    expected[values.astype(np.float64) == edges[-1]] = nb - 1  # the last bin is closed
+    expected[~np.isfinite(values)] = -1
+    np.testing.assert_array_equal(state.bins(values), expected)
+    np.testing.assert_array_equal(state.bins(values), state.bins(values.astype(np.float64)))
+
+
+def test_update_counts_equal_a_histogram_per_event_row():
+    """HistogramState.update against numpy's histogram of each row's weighted values: dropped
+    values (NaN, outside the edges) count nowhere, float32 and float64 give the same counts."""
+    rng = np.random.default_rng(3)
+    n, per_event = 40, 300
+    values = np.exp(rng.normal(0.0, 2.0, n * per_event)).astype(np.float32)
+    values[::97] = np.nan
+    event = np.repeat(np.arange(n), per_event)
+    weights = rng.uniform(0.5, 2.0, n * per_event)
+    edges = np.logspace(-1, 1, 25)
+    boot = poisson_weights(5, 0, 0, n, 4)
+    for w in (None, weights):
+        states = [HistogramState(edges, 4) for _ in range(2)]
+        states[0].update(values, event, boot, weights=w)
+        states[1].update(values.astype(np.float64), event, boot, weights=w)
+        np.testing.assert_array_equal(states[0].counts, states[1].counts)
+        finite = np.isfinite(values)
+        ones = np.ones(n * per_event) if w is None else w
+        nominal = np.histogram(values[finite], edges, weights=ones[finite])[0]
+        np.testing.assert_allclose(states[0].nominal, nominal, rtol=1e-12)
+        replica = np.histogram(values[finite], edges, weights=(ones * boot[event, 0])[finite])[0]
+        np.testing.assert_allclose(states[0].boot[0], replica, rtol=1e-12)
+
+
+def test_distances_row_by_row_equal_one_pair_at_a_time():
+    rng = np.random.default_rng(4)
+    edges = np.linspace(0.0, 1.0, 13)
+    gen = rng.poisson(rng.uniform(0, 30, (6, 12))).astype(float)
+    ref = rng.poisson(rng.uniform(0, 30, (6, 12))).astype(float)
+    gen[1] = 0.0  # an empty histogram: chi2 NaN
+    gen[2], ref[2] = 0.0, 0.0
+    gen[2, 3], ref[2, 3] = 5.0, 7.0  # one bin with entries: ndf 0, chi2 0
+    gen[3, :6], ref[3, 6:] = 0.0, 0.0  # disjoint halves
+    for kind, fn in DISTANCES.items():
+        rows = fn(gen, ref, edges)
+        assert rows.shape == (6,)
+        single = [fn(g, r, edges) for g, r in zip(gen, ref)]
+        assert all(isinstance(v, float) for v in single)
+        np.testing.assert_allclose(rows, single, rtol=1e-13, atol=0.0, equal_nan=True)
+    assert np.isnan(chi2_ndf(gen[1], ref[1])) and chi2_ndf(gen[2], ref[2]) == 0.0
+    # known answer: sum (N_r g - N_g r)^2 / (g + r) / (N_g N_r) over 2 bins, ndf 1
+    assert chi2_ndf([1.0, 1.0], [2.0, 0.0]) == pytest.approx((2 * 1 - 2 * 2) ** 2 / 3 / 4 + (2 * 1 - 2 * 0) ** 2 / 1 / 4)
 
 
 def test_spacing_recognises_only_regular_grids():
@@ -230,3 +304,14 @@ def test_histogram_stages_do_not_import_scikit_learn():
             "print('sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_histogram_stages_import_neither_scipy_stats_nor_optimize():
+    """scipy.stats and scipy.optimize (~0.3 s of CPU to import) wait for the resolution fit."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import calobench.metrics.evaluate, calobench.metrics.fpd; "
+            "print(any(m in sys.modules for m in ('scipy.stats', 'scipy.optimize')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False"]

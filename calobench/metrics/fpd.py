@@ -32,9 +32,6 @@ together when that is cheaper); kernel blocks are 2048 x 2048 (32 MB).
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack
-from scipy.optimize import curve_fit
-from scipy.stats import iqr
 
 from calobench.metrics.result import Result
 from calobench.metrics.stage import HighLevelVectorStage, Log, quiet
@@ -76,6 +73,8 @@ def _factor_psd(c: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     complete pivoting (LAPACK dpstrf) that stops at the numerical rank, so a singular C (features
     that are linear combinations of others, e.g. energy fractions summing to one) still has a
     factor; None where LAPACK reports an error."""
+    from scipy.linalg import lapack  # imported here: scipy.linalg costs 0.1 s of every process's start
+
     factor, pivots, rank, info = lapack.dpstrf(c, lower=1, tol=-1.0)
     if info < 0 or rank == 0:
         return None
@@ -185,6 +184,8 @@ def fpd(real: np.ndarray, gen: np.ndarray, min_samples: int = 20_000, max_sample
     # distances are far from 1, returning the start value unchanged)
     slope0 = max((vals[0] - vals[-1]) / (t[0] - t[-1]), 0.0)
     start = (max(vals[-1] - slope0 * t[-1], 0.0), slope0)
+    from scipy.optimize import curve_fit  # imported here (0.1 s), as in calobench.metrics.resolution
+
     params, covs = curve_fit(lambda t, c, s: c + s * t, t, vals, p0=start,
                              bounds=([0, 0], [np.inf, np.inf]))
     return float(params[0]), float(np.sqrt(np.diag(covs)[0]))
@@ -300,6 +301,8 @@ def kpd(real: np.ndarray, gen: np.ndarray, num_batches: int = 10, batch_size: in
         draws_x.append(rng.choice(len(x), size=batch_size))
         draws_y.append(rng.choice(len(y), size=batch_size))
     vals = mmd_poly_batches(x, y, draws_x, draws_y)
+    from scipy.stats import iqr  # imported here: scipy.stats costs 0.2-0.5 s of every process's start
+
     return float(np.median(vals)), float(iqr(vals, rng=(16.275, 83.725)) / 2)
 
 

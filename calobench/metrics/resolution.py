@@ -11,7 +11,6 @@ added in another order would move the fit (whose errors are sensitive at a bound
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import curve_fit
 
 from calobench.metrics.result import Result
 from calobench.metrics.stage import GENERATED, REFERENCE, Chunk, EventRows, Stage
@@ -84,6 +83,8 @@ def fit_resolution(energy_mev: np.ndarray, rel: np.ndarray, rel_err: np.ndarray,
     use_c = with_noise and len(e) >= 4
     f = (lambda x, a, b, c: resolution_model(x, a, b, c)) if use_c else (lambda x, a, b: resolution_model(x, a, b, 0.0))
     p0 = [max(y[0] * np.sqrt(e[0]), 1e-3), max(y[-1] * 0.5, 1e-4)] + ([1e-3] if use_c else [])
+    from scipy.optimize import curve_fit  # imported here: scipy.optimize costs 0.1 s of every process's start
+
     try:
         p, cov = curve_fit(f, e, y, p0=p0, sigma=s, absolute_sigma=True, bounds=(0, np.inf), maxfev=20000)
     except (RuntimeError, ValueError):
