@@ -46,11 +46,23 @@ def _attr_str(value, path: Path | None = None, key: str = "") -> str:
         raise CalobenchError(f"{path}: attribute '{key}': expected UTF-8 text, found undecodable bytes") from None
 
 
+#: The largest root attribute read (calobench's own are short JSON and names).
+ATTRIBUTE_BYTES_MAX = 1 << 20
+
+
 def _root_attrs(path: Path, f: h5py.File) -> dict[str, str]:
     """The root attributes as text; a name or value that cannot be read gives a CalobenchError."""
     try:
-        items = list(f.attrs.items())
-    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        items = []
+        for name in list(f.attrs):
+            # a corrupt attribute header can declare gigabytes, which HDF5 would allocate and read
+            attr = f.attrs.get_id(name)
+            declared = int(np.prod(attr.shape or ())) * attr.dtype.itemsize
+            if declared > ATTRIBUTE_BYTES_MAX:
+                raise CalobenchError(f"{path}: attribute '{_attr_str(name, path, '(name)')}': declares shape "
+                                     f"{attr.shape} ({declared} bytes): corrupt")
+            items.append((name, f.attrs[name]))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, OverflowError) as exc:
         raise CalobenchError(f"{path}: root attributes unreadable ({type(exc).__name__})") from None
     return {_attr_str(k, path, "(name)"): _attr_str(v, path, _attr_str(k, path, "(name)")) for k, v in items}
 
@@ -89,6 +101,14 @@ def _open(path: Path) -> h5py.File:
     except OSError as exc:
         reason = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
         raise CalobenchError(f"{path}: not a readable HDF5 file ({reason.strip()})") from None
+
+
+#: A dataset may declare more bytes than it stores (compression) up to this ratio (deflate, the
+#: filter of the challenge's files, compresses at most ~1032:1); beyond it, and above
+#: DECLARED_BYTES_FREE, its shape is corrupt (a flipped byte can declare terabytes in a small file,
+#: which reading would try to allocate).
+MAX_COMPRESSION = 1100
+DECLARED_BYTES_FREE = 16 << 20
 
 
 def _fail(path: Path, key: str, problem: str) -> CalobenchError:
@@ -166,6 +186,13 @@ class ShowerFileReader:
             raise self._fail(key, f"expected a numeric dtype, found {node.dtype}")
         if node.ndim == 0:
             raise self._fail(key, "expected an array, found a scalar")
+        declared = node.size * node.dtype.itemsize
+        if declared > DECLARED_BYTES_FREE and not (node.is_virtual or node.external):
+            with _guard(self.path, f"key '{key}'"):
+                stored = node.id.get_storage_size()
+            if declared > MAX_COMPRESSION * stored:
+                raise self._fail(key, f"declares shape {node.shape} ({declared / 1e6:.0f} MB) but stores "
+                                      f"{stored} bytes: corrupt or truncated")
         return node
 
     def _values(self, node: h5py.Dataset, key: str) -> np.ndarray:
