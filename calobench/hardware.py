@@ -8,35 +8,32 @@ from pathlib import Path
 from calobench.errors import CalobenchError
 
 
+def _first_cpu() -> dict[str, str]:
+    """The fields of the first processor in /proc/cpuinfo (Linux; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
 def cpu_name() -> str:
     """The CPU model name (from /proc/cpuinfo on Linux, else what platform reports)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _first_cpu().get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_generation() -> str | None:
     """Vendor, family and model numbers of the CPU (from /proc/cpuinfo on Linux, else None):
     e.g. 'AuthenticAMD family 26 model 2'. Virtual machines often report a bare model name
     ('AMD EPYC') for CPUs of different generations, whose vector units round differently."""
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("vendor_id", "cpu family", "model") and key not in fields:
-                fields[key] = value.strip()
-            if not line.strip() and fields:
-                break
-    except OSError:
+    cpu = _first_cpu()
+    if not all(key in cpu for key in ("vendor_id", "cpu family", "model")):
         return None
-    if len(fields) < 3:
-        return None
-    return f"{fields['vendor_id']} family {fields['cpu family']} model {fields['model']}"
+    return f"{cpu['vendor_id']} family {cpu['cpu family']} model {cpu['model']}"
 
 
 def available_devices() -> list[str]:
